@@ -1,0 +1,345 @@
+//! The shared state of an `MdSmgr` and the segment arithmetic every
+//! operation uses.
+//!
+//! On disk a fork is, as in PostgreSQL's `md.c`: zero or more full segments
+//! of exactly `segment_blocks` blocks, then one partial segment (possibly
+//! empty), then nothing, or inactive segments of length zero. Anything else
+//! (an overlong segment, a non-empty segment after a partial one) is
+//! reported as corruption rather than read around.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use smgr_api::{BlockNumber, Error, ForkNumber, RelFileLocator, Result, MAX_BLOCK_NUMBER};
+
+use crate::files::{FileCache, SegKey};
+use crate::MdOptions;
+
+pub(crate) struct Inner {
+    pub root: PathBuf,
+    pub opts: MdOptions,
+    pub files: FileCache,
+    /// Whether `preadv2(RWF_NOWAIT)` works here; cleared the first time the
+    /// kernel or file system says it does not.
+    pub nowait_reads: AtomicBool,
+}
+
+/// The part of a run of blocks that falls in one segment file.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Piece {
+    pub segno: u32,
+    /// Block within the segment where the piece starts.
+    pub seg_block: u32,
+    /// Index of the piece's first block in the run.
+    pub first_index: usize,
+    /// Number of blocks in the piece.
+    pub count: usize,
+}
+
+impl Inner {
+    pub fn block_bytes(&self) -> u64 {
+        u64::from(self.opts.block_size.get())
+    }
+
+    pub fn segment_blocks(&self) -> u32 {
+        self.opts.segment_blocks
+    }
+
+    /// Relative path of a segment, as errors name it.
+    pub fn seg_path(&self, rel: RelFileLocator, fork: ForkNumber, segno: u32) -> Result<String> {
+        self.opts.naming.segment_path(rel, fork, segno)
+    }
+
+    /// Relative path of a fork.
+    pub fn relpath(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<String> {
+        self.seg_path(rel, fork, 0)
+    }
+
+    /// Absolute path of a relative one. Relative paths come from
+    /// `PathNaming`, which only produces numeric components and a validated
+    /// version directory, so the result is always under `root`.
+    pub fn full_path(&self, relative: &str) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    /// Splits the run `first .. first + count` at segment boundaries.
+    pub fn pieces(&self, first: BlockNumber, count: usize) -> Vec<Piece> {
+        let seg = u64::from(self.segment_blocks());
+        let mut pieces = Vec::with_capacity(1 + count / seg as usize);
+        let mut index = 0usize;
+        while index < count {
+            let block = u64::from(first) + index as u64;
+            let seg_block = block % seg;
+            let n = ((seg - seg_block) as usize).min(count - index);
+            pieces.push(Piece {
+                segno: (block / seg) as u32,
+                seg_block: seg_block as u32,
+                first_index: index,
+                count: n,
+            });
+            index += n;
+        }
+        pieces
+    }
+
+    fn open_options(&self, create: bool) -> OpenOptions {
+        let mut options = OpenOptions::new();
+        options.read(true);
+        if !self.opts.read_only {
+            options.write(true).create(create);
+        }
+        options
+    }
+
+    /// Opens segment `segno` of a fork through the cache. `Ok(None)` if the
+    /// file does not exist (and `create` is false).
+    ///
+    /// A segment after the first is only opened if every earlier segment is
+    /// full: otherwise the fork has a non-empty segment after a partial
+    /// one, which is corruption (as `_mdfd_getseg` reports it outside
+    /// recovery).
+    pub fn open_seg(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        segno: u32,
+        create: bool,
+    ) -> Result<Option<std::sync::Arc<File>>> {
+        let key = SegKey { rel, fork, segno };
+        let (cached, epoch) = self.files.get(&key);
+        if let Some(file) = cached {
+            return Ok(Some(file));
+        }
+        let relative = self.seg_path(rel, fork, segno)?;
+        let file = match self.open_options(create).open(self.full_path(&relative)) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(Error::io("open", relative, err)),
+        };
+        if segno > 0 && !create {
+            let found = self.file_blocks(&file, &relative, segno)?;
+            if found > 0 {
+                self.check_full_before(rel, fork, segno)?;
+            }
+        }
+        Ok(Some(self.files.insert(key, file, epoch)))
+    }
+
+    /// Checks that segments `0 .. segno` all hold exactly a segment.
+    fn check_full_before(&self, rel: RelFileLocator, fork: ForkNumber, segno: u32) -> Result<()> {
+        for earlier in 0..segno {
+            let relative = self.seg_path(rel, fork, earlier)?;
+            let blocks = match std::fs::metadata(self.full_path(&relative)) {
+                Ok(meta) => meta.len() / self.block_bytes(),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => 0,
+                Err(err) => return Err(Error::io("stat", relative, err)),
+            };
+            if blocks != u64::from(self.segment_blocks()) {
+                return Err(Error::CorruptSegment {
+                    path: relative,
+                    segno: earlier,
+                    segment_blocks_found: blocks,
+                    detail: if blocks < u64::from(self.segment_blocks()) {
+                        " but a later segment is not empty"
+                    } else {
+                        ", more than a segment holds"
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Whole blocks in an open segment file (a trailing partial block is
+    /// not counted, as in `mdnblocks`), checked against the segment size.
+    pub fn file_blocks(&self, file: &File, relative: &str, segno: u32) -> Result<u64> {
+        let len = file
+            .metadata()
+            .map_err(|err| Error::io("stat", relative, err))?
+            .len();
+        let blocks = len / self.block_bytes();
+        if blocks > u64::from(self.segment_blocks()) {
+            return Err(Error::CorruptSegment {
+                path: relative.to_owned(),
+                segno,
+                segment_blocks_found: blocks,
+                detail: ", more than a segment holds",
+            });
+        }
+        Ok(blocks)
+    }
+
+    /// The size of a fork in blocks (PostgreSQL's `mdnblocks`): full
+    /// segments then the first partial one. Later segments must be absent
+    /// or empty.
+    pub fn nblocks(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<BlockNumber> {
+        let seg = u64::from(self.segment_blocks());
+        let mut segno = 0u32;
+        loop {
+            let relative = self.seg_path(rel, fork, segno)?;
+            let Some(file) = self.open_seg_unchecked(rel, fork, segno)? else {
+                if segno == 0 {
+                    return Err(Error::NotFound { path: relative });
+                }
+                return self.total(segno, 0, &relative);
+            };
+            let blocks = self.file_blocks(&file, &relative, segno)?;
+            if blocks < seg {
+                self.check_empty_after(rel, fork, segno, blocks)?;
+                return self.total(segno, blocks, &relative);
+            }
+            segno = segno
+                .checked_add(1)
+                .ok_or_else(|| too_big(relative.clone(), segno, blocks))?;
+        }
+    }
+
+    fn total(&self, segno: u32, blocks: u64, relative: &str) -> Result<BlockNumber> {
+        let total = u64::from(segno) * u64::from(self.segment_blocks()) + blocks;
+        if total > u64::from(MAX_BLOCK_NUMBER) + 1 {
+            return Err(too_big(relative.to_owned(), segno, blocks));
+        }
+        Ok(total as BlockNumber)
+    }
+
+    /// After a partial segment only empty (inactive) segments may follow.
+    fn check_empty_after(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        segno: u32,
+        blocks: u64,
+    ) -> Result<()> {
+        let mut later = segno;
+        while let Some(next) = later.checked_add(1) {
+            later = next;
+            let relative = self.seg_path(rel, fork, later)?;
+            match std::fs::metadata(self.full_path(&relative)) {
+                Ok(meta) if meta.len() == 0 => continue,
+                Ok(_) => {
+                    return Err(Error::CorruptSegment {
+                        path: self.seg_path(rel, fork, segno)?,
+                        segno,
+                        segment_blocks_found: blocks,
+                        detail: " but a later segment is not empty",
+                    })
+                }
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Err(err) => return Err(Error::io("stat", relative, err)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens a segment for sizing, without the earlier-segments check
+    /// (`nblocks` walks them in order itself).
+    pub fn open_seg_unchecked(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        segno: u32,
+    ) -> Result<Option<std::sync::Arc<File>>> {
+        let key = SegKey { rel, fork, segno };
+        let (cached, epoch) = self.files.get(&key);
+        if let Some(file) = cached {
+            return Ok(Some(file));
+        }
+        let relative = self.seg_path(rel, fork, segno)?;
+        match self.open_options(false).open(self.full_path(&relative)) {
+            Ok(file) => Ok(Some(self.files.insert(key, file, epoch))),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(Error::io("open", relative, err)),
+        }
+    }
+
+    /// Refuses writes on a read-only backend.
+    pub fn check_writable(
+        &self,
+        op: &'static str,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+    ) -> Result<()> {
+        if self.opts.read_only {
+            return Err(Error::ReadOnly {
+                op,
+                path: self.relpath(rel, fork)?,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks, in O(1) file operations, that `blocknum` is where the fork
+    /// ends, as `extend` requires. On a mismatch the error carries the
+    /// actual size.
+    pub fn check_at_end(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        blocknum: BlockNumber,
+    ) -> Result<()> {
+        let seg = self.segment_blocks();
+        let segno = blocknum / seg;
+        let seg_block = u64::from(blocknum % seg);
+        let at_end = if seg_block > 0 || segno == 0 {
+            // The segment holding `blocknum` must exist with exactly the
+            // blocks before it.
+            match self.open_seg_unchecked(rel, fork, segno)? {
+                Some(file) => {
+                    self.file_blocks(&file, &self.seg_path(rel, fork, segno)?, segno)? == seg_block
+                }
+                None => false,
+            }
+        } else {
+            // A boundary: the previous segment is full, this one is absent
+            // or empty.
+            let previous_full = match self.open_seg_unchecked(rel, fork, segno - 1)? {
+                Some(file) => {
+                    self.file_blocks(&file, &self.seg_path(rel, fork, segno - 1)?, segno - 1)?
+                        == u64::from(seg)
+                }
+                None => false,
+            };
+            previous_full
+                && match self.open_seg_unchecked(rel, fork, segno)? {
+                    Some(file) => {
+                        self.file_blocks(&file, &self.seg_path(rel, fork, segno)?, segno)? == 0
+                    }
+                    None => true,
+                }
+        };
+        if at_end {
+            return Ok(());
+        }
+        let nblocks = self.nblocks(rel, fork)?;
+        Err(Error::WrongBlock {
+            op: "extend",
+            path: self.relpath(rel, fork)?,
+            block: blocknum,
+            nblocks,
+        })
+    }
+}
+
+fn too_big(path: String, segno: u32, blocks: u64) -> Error {
+    Error::CorruptSegment {
+        path,
+        segno,
+        segment_blocks_found: blocks,
+        detail: ", making the fork larger than the largest block number allows",
+    }
+}
+
+/// Whether `path` is `root` or below it, by components (used in tests and
+/// debug assertions).
+pub(crate) fn is_under(root: &Path, path: &Path) -> bool {
+    path.starts_with(root)
+        && path
+            .strip_prefix(root)
+            .map(|rest| {
+                rest.components()
+                    .all(|c| matches!(c, std::path::Component::Normal(_)))
+            })
+            .unwrap_or(false)
+}

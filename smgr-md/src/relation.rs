@@ -1,0 +1,194 @@
+//! Whole-fork operations: create, unlink, truncate, sync, prefetch.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::num::NonZeroU64;
+
+use smgr_api::{BlockNumber, Error, ForkNumber, RelFileLocator, Result};
+
+use crate::inner::Inner;
+
+impl Inner {
+    pub fn exists_blocking(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<bool> {
+        let relative = self.relpath(rel, fork)?;
+        match std::fs::metadata(self.full_path(&relative)) {
+            Ok(_) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(Error::io("stat", relative, err)),
+        }
+    }
+
+    /// Creates segment 0, and the directories above it if missing (so a
+    /// fresh root works without PostgreSQL's `CREATE DATABASE` having made
+    /// `base/DB`).
+    pub fn create_blocking(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
+        self.check_writable("create", rel, fork)?;
+        let relative = self.relpath(rel, fork)?;
+        let path = self.full_path(&relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|err| Error::io("create directory for", relative.clone(), err))?;
+        }
+        self.files.forget(rel, fork, 0);
+        match OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(_) => {
+                tracing::debug!(path = relative, "created relation fork");
+                Ok(())
+            }
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                Err(Error::AlreadyExists { path: relative })
+            }
+            Err(err) => Err(Error::io("create", relative, err)),
+        }
+    }
+
+    /// Removes every segment, highest first and segment 0 last, so that a
+    /// crash part-way leaves a shorter but well-formed fork, never later
+    /// segments without a first one.
+    pub fn unlink_blocking(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
+        self.check_writable("unlink", rel, fork)?;
+        self.files.forget(rel, fork, 0);
+        let last = self.last_existing_segment(rel, fork)?;
+        if let Some(last) = last {
+            self.remove_segments(rel, fork, 0, last)?;
+            tracing::debug!(path = self.relpath(rel, fork)?, "unlinked relation fork");
+        }
+        Ok(())
+    }
+
+    /// The highest segment number whose file exists, probing upwards from
+    /// 0 (files beyond a missing one are not part of the fork).
+    fn last_existing_segment(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<Option<u32>> {
+        let mut last = None;
+        let mut segno = 0u32;
+        loop {
+            let relative = self.seg_path(rel, fork, segno)?;
+            match std::fs::symlink_metadata(self.full_path(&relative)) {
+                Ok(_) => last = Some(segno),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(last),
+                Err(err) => return Err(Error::io("stat", relative, err)),
+            }
+            match segno.checked_add(1) {
+                Some(next) => segno = next,
+                None => return Ok(last),
+            }
+        }
+    }
+
+    /// Removes segments `last` down to `first`.
+    fn remove_segments(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        first: u32,
+        last: u32,
+    ) -> Result<()> {
+        for segno in (first..=last).rev() {
+            let relative = self.seg_path(rel, fork, segno)?;
+            match std::fs::remove_file(self.full_path(&relative)) {
+                Ok(()) => {}
+                Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                Err(err) => return Err(Error::io("unlink", relative, err)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Shrinks the fork to `nblocks` (PostgreSQL's `mdtruncate`): segments
+    /// wholly past the new end are removed, highest first, then the last
+    /// remaining one is cut. Segment 0 always stays.
+    pub fn truncate_blocking(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        nblocks: BlockNumber,
+    ) -> Result<()> {
+        self.check_writable("truncate", rel, fork)?;
+        let current = self.nblocks(rel, fork)?;
+        if nblocks > current {
+            return Err(Error::WrongBlock {
+                op: "truncate",
+                path: self.relpath(rel, fork)?,
+                block: nblocks,
+                nblocks: current,
+            });
+        }
+        let seg = self.segment_blocks();
+        // The segment that holds the new last block keeps `keep_blocks`;
+        // every segment after it goes.
+        let (keep_segno, keep_blocks) = if nblocks == 0 {
+            (0, 0)
+        } else {
+            ((nblocks - 1) / seg, (nblocks - 1) % seg + 1)
+        };
+        self.files.forget(rel, fork, keep_segno + 1);
+        if let Some(last) = self.last_existing_segment(rel, fork)? {
+            if last > keep_segno {
+                self.remove_segments(rel, fork, keep_segno + 1, last)?;
+            }
+        }
+        let relative = self.seg_path(rel, fork, keep_segno)?;
+        let file = self
+            .open_seg_unchecked(rel, fork, keep_segno)?
+            .ok_or_else(|| Error::NotFound {
+                path: relative.clone(),
+            })?;
+        file.set_len(u64::from(keep_blocks) * self.block_bytes())
+            .map_err(|err| Error::io("truncate", relative, err))?;
+        Ok(())
+    }
+
+    /// `fsync` of every segment. Errors are returned as they come: after a
+    /// failed fsync the kernel may have dropped the dirty pages, so a caller
+    /// must treat the data as lost (PostgreSQL PANICs here).
+    pub fn immedsync_blocking(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
+        let mut segno = 0u32;
+        loop {
+            let relative = self.seg_path(rel, fork, segno)?;
+            let Some(file) = self.open_seg_unchecked(rel, fork, segno)? else {
+                if segno == 0 {
+                    return Err(Error::NotFound { path: relative });
+                }
+                return Ok(());
+            };
+            file.sync_all()
+                .map_err(|err| Error::io("fsync", relative, err))?;
+            match segno.checked_add(1) {
+                Some(next) => segno = next,
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// `posix_fadvise(WILLNEED)` over the run, per segment. Any failure
+    /// only means no hint; returns whether one was given.
+    pub fn prefetch_inline(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        first: BlockNumber,
+        count: BlockNumber,
+    ) -> bool {
+        if first.checked_add(count).is_none() || count == 0 {
+            return false;
+        }
+        let bs = self.block_bytes();
+        let mut advised = false;
+        for piece in self.pieces(first, count as usize) {
+            let Ok(Some(file)) = self.open_seg(rel, fork, piece.segno, false) else {
+                break;
+            };
+            let len = NonZeroU64::new(piece.count as u64 * bs);
+            let offset = u64::from(piece.seg_block) * bs;
+            if rustix::fs::fadvise(&*file, offset, len, rustix::fs::Advice::WillNeed).is_ok() {
+                advised = true;
+            }
+        }
+        advised
+    }
+}
