@@ -11,6 +11,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use smgr_api::{BlockNumber, Error, ForkNumber, RelFileLocator, Result, MAX_BLOCK_NUMBER};
 
@@ -96,35 +97,65 @@ impl Inner {
     /// Opens segment `segno` of a fork through the cache. `Ok(None)` if the
     /// file does not exist (and `create` is false).
     ///
-    /// A segment after the first is only opened if every earlier segment is
-    /// full: otherwise the fork has a non-empty segment after a partial
-    /// one, which is corruption (as `_mdfd_getseg` reports it outside
-    /// recovery).
+    /// A non-empty segment after the first is only used if every earlier
+    /// segment is full: otherwise the fork has data after a partial
+    /// segment, which is corruption (as `_mdfd_getseg` reports it outside
+    /// recovery). The check runs when the file is first opened; a segment
+    /// that fails it is not kept open, so it is checked again next time.
     pub fn open_seg(
         &self,
         rel: RelFileLocator,
         fork: ForkNumber,
         segno: u32,
         create: bool,
-    ) -> Result<Option<std::sync::Arc<File>>> {
+    ) -> Result<Option<Arc<File>>> {
+        let Some((file, fresh)) = self.open_cached(rel, fork, segno, create)? else {
+            return Ok(None);
+        };
+        if fresh && segno > 0 && !create {
+            let relative = self.seg_path(rel, fork, segno)?;
+            if self.file_blocks(&file, &relative, segno)? > 0 {
+                if let Err(err) = self.check_full_before(rel, fork, segno) {
+                    self.files.forget(rel, fork, segno);
+                    return Err(err);
+                }
+            }
+        }
+        Ok(Some(file))
+    }
+
+    /// Opens a segment through the cache without the earlier-segments
+    /// check (`nblocks` walks segments in order itself).
+    pub fn open_seg_unchecked(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        segno: u32,
+    ) -> Result<Option<Arc<File>>> {
+        Ok(self
+            .open_cached(rel, fork, segno, false)?
+            .map(|(file, _)| file))
+    }
+
+    /// The cached handle, or a newly opened one (`true`: just opened).
+    fn open_cached(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        segno: u32,
+        create: bool,
+    ) -> Result<Option<(Arc<File>, bool)>> {
         let key = SegKey { rel, fork, segno };
         let (cached, epoch) = self.files.get(&key);
         if let Some(file) = cached {
-            return Ok(Some(file));
+            return Ok(Some((file, false)));
         }
         let relative = self.seg_path(rel, fork, segno)?;
-        let file = match self.open_options(create).open(self.full_path(&relative)) {
-            Ok(file) => file,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(Error::io("open", relative, err)),
-        };
-        if segno > 0 && !create {
-            let found = self.file_blocks(&file, &relative, segno)?;
-            if found > 0 {
-                self.check_full_before(rel, fork, segno)?;
-            }
+        match self.open_options(create).open(self.full_path(&relative)) {
+            Ok(file) => Ok(Some((self.files.insert(key, file, epoch), true))),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(Error::io("open", relative, err)),
         }
-        Ok(Some(self.files.insert(key, file, epoch)))
     }
 
     /// Checks that segments `0 .. segno` all hold exactly a segment.
@@ -231,27 +262,6 @@ impl Inner {
             }
         }
         Ok(())
-    }
-
-    /// Opens a segment for sizing, without the earlier-segments check
-    /// (`nblocks` walks them in order itself).
-    pub fn open_seg_unchecked(
-        &self,
-        rel: RelFileLocator,
-        fork: ForkNumber,
-        segno: u32,
-    ) -> Result<Option<std::sync::Arc<File>>> {
-        let key = SegKey { rel, fork, segno };
-        let (cached, epoch) = self.files.get(&key);
-        if let Some(file) = cached {
-            return Ok(Some(file));
-        }
-        let relative = self.seg_path(rel, fork, segno)?;
-        match self.open_options(false).open(self.full_path(&relative)) {
-            Ok(file) => Ok(Some(self.files.insert(key, file, epoch))),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(Error::io("open", relative, err)),
-        }
     }
 
     /// Refuses writes on a read-only backend.
