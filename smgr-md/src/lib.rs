@@ -106,9 +106,9 @@ impl MdSmgr {
         Ok(MdSmgr {
             inner: Arc::new(Inner {
                 files: FileCache::new(options.max_open_files),
+                nowait_reads: AtomicBool::new(options.nowait_reads),
                 root,
                 opts: options,
-                nowait_reads: AtomicBool::new(true),
             }),
         })
     }

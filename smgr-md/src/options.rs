@@ -19,6 +19,10 @@ pub struct MdOptions {
     /// Open files read-only and refuse every operation that writes; for
     /// checking a data directory that must not change.
     pub read_only: bool,
+    /// Try each read inline with `preadv2(RWF_NOWAIT)` first, so cached
+    /// pages are copied without a trip to the blocking pool (default).
+    /// Turn off to send every read to the blocking pool.
+    pub nowait_reads: bool,
 }
 
 /// The largest segment file allowed, 16 TiB: ext4's largest file.
@@ -32,6 +36,7 @@ impl Default for MdOptions {
             naming: PathNaming::default(),
             max_open_files: 256,
             read_only: false,
+            nowait_reads: true,
         }
     }
 }
@@ -56,6 +61,12 @@ impl MdOptions {
     /// The same options with at most `n` files open.
     pub fn max_open_files(mut self, n: usize) -> Self {
         self.max_open_files = n;
+        self
+    }
+
+    /// The same options with the inline `RWF_NOWAIT` read path on or off.
+    pub fn nowait_reads(mut self, on: bool) -> Self {
+        self.nowait_reads = on;
         self
     }
 

@@ -35,3 +35,13 @@ async fn kit_passes_with_32k_blocks_and_7_block_segments() {
 async fn kit_passes_on_a_current_thread_runtime() {
     kit_passes(4096, 5).await;
 }
+
+/// Every read through the blocking pool, none inline: the slow path alone
+/// must satisfy the whole contract too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kit_passes_without_the_inline_nowait_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = MdOptions::new(BlockSize::new(8192).unwrap(), 16).nowait_reads(false);
+    let smgr = Arc::new(MdSmgr::open(dir.path(), options).unwrap());
+    run_all(&Kit::new(smgr, 16)).await;
+}
