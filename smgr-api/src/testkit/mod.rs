@@ -1,5 +1,6 @@
-//! Test support: the conformance kit every `Smgr` must pass, and an
-//! in-memory `Smgr` for unit tests. Enabled by the `testkit` feature.
+//! Test support: the conformance kit every `Smgr` must pass, an in-memory
+//! `Smgr` for unit tests, and a fault-injecting wrapper ([`FaultySmgr`]).
+//! Enabled by the `testkit` feature.
 //!
 //! The kit is the specification of the [`Smgr`] trait in executable form.
 //! A backend's own tests construct it and call [`run_all`] (the kit
@@ -26,12 +27,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod checks;
+mod faulty;
 mod mem;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 pub use checks::*;
+pub use faulty::{FaultySmgr, ReadCall};
 pub use mem::MemSmgr;
 
 use crate::{BlockNumber, ForkNumber, PageBuf, RelFileLocator, Smgr};

@@ -1,0 +1,438 @@
+//! Reading pages into the pool, in two steps as in the seed patch.
+//!
+//! *Prepare* finds or allocates the frame of one block and pins it: a hit
+//! if the page is already valid, a miss otherwise; it starts no I/O.
+//! *Complete* takes a run of consecutive prepared buffers and reads the
+//! missing ones with as few `readv` calls as possible:
+//!
+//! - a block that another task completed meanwhile is skipped;
+//! - if another task is reading the *first* block, we wait for it (and
+//!   read it ourselves if that read failed);
+//! - for later blocks we never wait: a block that is busy or already valid
+//!   ends the current `readv`, and the rest of the run continues after it.
+//!
+//! # Who finishes a read
+//!
+//! The I/O of a run is a future that owns its frames' `PageBuf`s and an
+//! [`IoGuard`]. It runs inside the caller's future while the caller waits;
+//! if the caller's future is dropped, the rest of the I/O future is spawned
+//! onto the runtime ([`Detached`]), so the read still finishes and its
+//! frames become valid (or failed, free to retry). Frame memory is only
+//! reused after the I/O hands its `PageBuf` back.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use smgr_api::{block_run_end, BlockNumber, ForkNumber, PageBuf, RelFileLocator};
+
+use crate::frame::Io;
+use crate::pool::PoolInner;
+use crate::ring::BufferAccessStrategy;
+use crate::stats::Counters;
+use crate::{Buffer, BufferPool, BufferTag, Error, Result};
+
+/// What to do about the page's contents when reading one buffer
+/// (PostgreSQL's `ReadBufferMode`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReadBufferMode {
+    /// Read the page; a page that fails verification is an error.
+    Normal,
+    /// Read the page; one that fails verification is replaced by zeros and
+    /// a warning naming it is logged (`zero_damaged_pages`).
+    ZeroOnError,
+    /// Do not read: the caller will initialize the page. A page not in the
+    /// pool comes back zeroed and valid; lock it with `Buffer::write`.
+    ZeroAndLock,
+}
+
+/// A pinned buffer from [`BufferPool::prepare_read`], and whether its page
+/// was already valid.
+#[derive(Debug)]
+pub struct PreparedRead {
+    /// The pinned buffer.
+    pub buffer: Buffer,
+    /// True if the page was valid in the pool (no read needed).
+    pub hit: bool,
+}
+
+impl BufferPool {
+    /// Finds or allocates the frame of a block and pins it, without any
+    /// I/O on it (the first step of a read). An eviction on the way may
+    /// write a dirty page back, hence `async`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NoUnpinnedBuffers`] if no frame can be had; a storage error
+    /// from writing back a dirty victim; an invalid block number.
+    pub async fn prepare_read(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        block: BlockNumber,
+        mut strategy: Option<&mut BufferAccessStrategy>,
+    ) -> Result<PreparedRead> {
+        let inner = &self.inner;
+        let path = inner.naming.relpath(rel, fork)?;
+        block_run_end(&path, block, 1)?;
+        let tag = BufferTag::new(rel, fork, block);
+        loop {
+            if let Some(found) = self.lookup(tag) {
+                return Ok(found);
+            }
+            let frame = inner.get_victim(strategy.as_deref_mut()).await?;
+            let mut partition = inner.table.lock(&tag);
+            if partition.contains_key(&tag) {
+                // Someone else mapped the page meanwhile: use theirs.
+                drop(partition);
+                inner.unpin(frame);
+                continue;
+            }
+            partition.insert(tag, frame);
+            let mut meta = inner.frames[frame as usize].meta();
+            meta.tag = Some(tag);
+            meta.valid = false;
+            meta.io_error = false;
+            meta.usage = 1;
+            drop(meta);
+            drop(partition);
+            Counters::add(&inner.stats.misses, 1);
+            return Ok(PreparedRead {
+                buffer: Buffer {
+                    pool: inner.clone(),
+                    frame,
+                    tag,
+                },
+                hit: false,
+            });
+        }
+    }
+
+    /// Pins the page's frame if it is mapped.
+    fn lookup(&self, tag: BufferTag) -> Option<PreparedRead> {
+        let inner = &self.inner;
+        let partition = inner.table.lock(&tag);
+        let frame = *partition.get(&tag)?;
+        let mut meta = inner.frames[frame as usize].meta();
+        meta.pins += 1;
+        PoolInner::bump_usage(&mut meta);
+        let hit = meta.valid;
+        drop(meta);
+        drop(partition);
+        Counters::add(
+            if hit {
+                &inner.stats.hits
+            } else {
+                &inner.stats.misses
+            },
+            1,
+        );
+        Some(PreparedRead {
+            buffer: Buffer {
+                pool: inner.clone(),
+                frame,
+                tag,
+            },
+            hit,
+        })
+    }
+
+    /// Completes the reads of `buffers`, consecutive blocks of one fork
+    /// prepared by [`prepare_read`](Self::prepare_read), with as few
+    /// `readv` calls as possible (the second step of a read). Buffers that
+    /// are valid by now are skipped. Every block read is verified.
+    ///
+    /// # Errors
+    ///
+    /// A storage error, or [`smgr_api::Error::CorruptPage`] (inside
+    /// [`Error::Storage`]) naming the relation path and block of a page
+    /// that fails verification in [`ReadBufferMode::Normal`]. Pages read
+    /// before the error stay valid; the failed page and the ones after it
+    /// are left not valid, for a later read to retry.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future never leaves a frame stuck: a `readv` already
+    /// started finishes in the background and its pages become valid.
+    pub async fn complete_read(&self, buffers: &[Buffer], mode: ReadBufferMode) -> Result<()> {
+        check_run(buffers)?;
+        let mut i = 0;
+        while i < buffers.len() {
+            if !self.start_read_io(&buffers[i], true).await {
+                i += 1;
+                continue;
+            }
+            let mut end = i + 1;
+            while end < buffers.len() && self.try_start_read_io(&buffers[end]) {
+                end += 1;
+            }
+            self.read_run(&buffers[i..end], mode).await?;
+            i = end;
+        }
+        Ok(())
+    }
+
+    /// Reads one block through the pool (PostgreSQL's `ReadBufferExtended`
+    /// with the default strategy): prepare, then complete if it missed.
+    pub async fn read_buffer(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        block: BlockNumber,
+        mode: ReadBufferMode,
+    ) -> Result<Buffer> {
+        self.read_buffer_with(rel, fork, block, mode, None).await
+    }
+
+    /// [`read_buffer`](Self::read_buffer) with a buffer access strategy.
+    pub async fn read_buffer_with(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        block: BlockNumber,
+        mode: ReadBufferMode,
+        strategy: Option<&mut BufferAccessStrategy>,
+    ) -> Result<Buffer> {
+        let prepared = self.prepare_read(rel, fork, block, strategy).await?;
+        if !prepared.hit {
+            if mode == ReadBufferMode::ZeroAndLock {
+                self.zero_fill(&prepared.buffer).await;
+            } else {
+                self.complete_read(std::slice::from_ref(&prepared.buffer), mode)
+                    .await?;
+            }
+        }
+        Ok(prepared.buffer)
+    }
+
+    /// Makes a not-yet-valid buffer a valid page of zeros, without reading.
+    pub(crate) async fn zero_fill(&self, buffer: &Buffer) {
+        if !self.start_read_io(buffer, true).await {
+            return;
+        }
+        let mut page = self.inner.lend(buffer.frame);
+        page.fill(0);
+        drop(page);
+        IoGuard::new(self.inner.clone(), vec![buffer.frame]).finish(&[true]);
+    }
+
+    /// Takes the read I/O of a buffer's page, waiting while another task
+    /// reads it. False if the page is (or became) valid.
+    async fn start_read_io(&self, buffer: &Buffer, wait: bool) -> bool {
+        let desc = &self.inner.frames[buffer.frame as usize];
+        loop {
+            {
+                let mut meta = desc.meta();
+                if meta.valid {
+                    return false;
+                }
+                if meta.io == Io::None && !meta.lent {
+                    meta.io = Io::Reading;
+                    meta.lent = true;
+                    meta.io_error = false;
+                    return true;
+                }
+                if !wait {
+                    return false;
+                }
+            }
+            let started = Instant::now();
+            desc.wait_until(|m| m.valid || (m.io == Io::None && !m.lent))
+                .await;
+            Counters::add(
+                &self.inner.stats.io_wait_nanos,
+                started.elapsed().as_nanos() as u64,
+            );
+        }
+    }
+
+    /// `start_read_io` that never waits: false if valid or busy.
+    fn try_start_read_io(&self, buffer: &Buffer) -> bool {
+        let mut meta = self.inner.frames[buffer.frame as usize].meta();
+        if meta.valid || meta.io != Io::None || meta.lent {
+            return false;
+        }
+        meta.io = Io::Reading;
+        meta.lent = true;
+        meta.io_error = false;
+        true
+    }
+
+    /// One `readv` for buffers whose read I/O we took (consecutive blocks).
+    /// Not `async`: the frames are lent and guarded before this returns,
+    /// with no suspension point between taking their I/O and guarding it.
+    fn read_run(&self, buffers: &[Buffer], mode: ReadBufferMode) -> Detached<Result<()>> {
+        let inner = self.inner.clone();
+        let first = buffers[0].tag;
+        let frames: Vec<u32> = buffers.iter().map(|b| b.frame).collect();
+        // Lend the frames now, synchronously after taking their I/O, so the
+        // guard and the buffers travel together from here on.
+        let pages: Vec<PageBuf> = frames.iter().map(|&f| inner.lend(f)).collect();
+        let guard = IoGuard::new(inner.clone(), frames);
+        Detached::new(read_and_verify(inner, first, pages, guard, mode))
+    }
+}
+
+/// The I/O of one run: `readv`, verify each page, publish the outcome.
+async fn read_and_verify(
+    inner: Arc<PoolInner>,
+    first: BufferTag,
+    pages: Vec<PageBuf>,
+    guard: IoGuard,
+    mode: ReadBufferMode,
+) -> Result<()> {
+    let n = pages.len();
+    let bytes = (n * inner.block_size.bytes()) as u64;
+    Counters::add(&inner.stats.read_calls, 1);
+    let pages = match inner
+        .smgr
+        .readv(first.rel, first.fork, first.block, pages)
+        .await
+    {
+        Ok(pages) => pages,
+        Err(err) => {
+            guard.finish(&vec![false; n]);
+            return Err(err.into());
+        }
+    };
+    Counters::add(&inner.stats.blocks_read, n as u64);
+    Counters::add(&inner.stats.bytes_read, bytes);
+    let mut ok = vec![true; n];
+    let mut first_error = None;
+    for (k, mut page) in pages.into_iter().enumerate() {
+        let block = first.block + k as BlockNumber;
+        if let Err(detail) = inner.verifier.verify(&page, block) {
+            let tag = BufferTag::new(first.rel, first.fork, block);
+            if mode == ReadBufferMode::ZeroOnError {
+                tracing::warn!(page = %tag, %detail, "invalid page; zeroing it");
+                page.fill(0);
+                Counters::add(&inner.stats.pages_zeroed_on_error, 1);
+            } else {
+                ok[k] = false;
+                if first_error.is_none() {
+                    first_error = Some(Error::Storage(smgr_api::Error::CorruptPage {
+                        path: inner.naming.relpath(first.rel, first.fork)?,
+                        block,
+                        detail,
+                    }));
+                }
+            }
+        }
+        // Hand the frame's memory back before publishing the outcome.
+        drop(page);
+    }
+    guard.finish(&ok);
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Publishes the outcome of a read I/O on its frames exactly once: valid,
+/// or failed (not valid, `io_error`, free for the next reader to retry).
+/// Dropped without `finish` (the I/O future was dropped before it ended),
+/// it marks every frame failed, so no frame stays in I/O forever.
+pub(crate) struct IoGuard {
+    inner: Arc<PoolInner>,
+    frames: Vec<u32>,
+}
+
+impl IoGuard {
+    pub fn new(inner: Arc<PoolInner>, frames: Vec<u32>) -> Self {
+        IoGuard { inner, frames }
+    }
+
+    pub fn finish(mut self, ok: &[bool]) {
+        let frames = std::mem::take(&mut self.frames);
+        for (&frame, &ok) in frames.iter().zip(ok) {
+            self.publish(frame, ok);
+        }
+    }
+
+    fn publish(&self, frame: u32, ok: bool) {
+        let desc = &self.inner.frames[frame as usize];
+        {
+            let mut meta = desc.meta();
+            meta.io = Io::None;
+            meta.valid = ok;
+            meta.io_error = !ok;
+        }
+        desc.io_done.notify_waiters();
+    }
+}
+
+impl Drop for IoGuard {
+    fn drop(&mut self) {
+        for frame in std::mem::take(&mut self.frames) {
+            self.publish(frame, false);
+        }
+    }
+}
+
+/// A future that, if dropped before it finishes, keeps running on the
+/// Tokio runtime instead of being cancelled: I/O completion belongs to the
+/// pool, not to whoever happened to be waiting for it.
+struct Detached<T: Send + 'static> {
+    future: Option<Pin<Box<dyn Future<Output = T> + Send>>>,
+}
+
+impl<T: Send + 'static> Detached<T> {
+    fn new(future: impl Future<Output = T> + Send + 'static) -> Self {
+        Detached {
+            future: Some(Box::pin(future)),
+        }
+    }
+}
+
+impl<T: Send + 'static> Future for Detached<T> {
+    type Output = T;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let Some(future) = self.future.as_mut() else {
+            return Poll::Pending;
+        };
+        let output = std::task::ready!(future.as_mut().poll(cx));
+        self.future = None;
+        Poll::Ready(output)
+    }
+}
+
+impl<T: Send + 'static> Drop for Detached<T> {
+    fn drop(&mut self) {
+        if let Some(future) = self.future.take() {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(async move {
+                        let _ = future.await;
+                    });
+                }
+                // No runtime to finish on (it is shutting down): dropping
+                // the future drops its IoGuard, which marks the frames
+                // failed; their memory comes back when the backend's I/O
+                // lets go of it.
+                Err(_) => drop(future),
+            }
+        }
+    }
+}
+
+fn check_run(buffers: &[Buffer]) -> Result<()> {
+    let Some(first) = buffers.first() else {
+        return Ok(());
+    };
+    for (i, buffer) in buffers.iter().enumerate() {
+        let tag = buffer.tag;
+        if tag.rel != first.tag.rel
+            || tag.fork != first.tag.fork
+            || u64::from(tag.block) != u64::from(first.tag.block) + i as u64
+        {
+            return Err(Error::NotARun {
+                detail: format!(
+                    "buffer {i} is {tag}, expected block {} after {}",
+                    u64::from(first.tag.block) + i as u64,
+                    first.tag
+                ),
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! Writing dirty pages back, and extending relations through the pool.
+//!
+//! A page is written from a copy taken under its shared content lock, with
+//! its checksum set in the copy (as PostgreSQL's `PageSetChecksumCopy`), so
+//! readers of the buffer are never blocked by the write and the page in the
+//! pool is never half-stamped. Consecutive dirty blocks of one fork go out
+//! in one `writev`.
+
+use std::sync::Arc;
+
+use smgr_api::{BlockNumber, ForkNumber, PageBuf, RelFileLocator};
+
+use crate::frame::Io;
+use crate::pool::PoolInner;
+use crate::stats::Counters;
+use crate::{Buffer, BufferPool, BufferTag, ReadBufferMode, Result};
+
+impl BufferPool {
+    /// Writes the buffer's page if it is dirty.
+    pub async fn flush_buffer(&self, buffer: &Buffer) -> Result<()> {
+        self.inner
+            .write_frames(vec![(buffer.tag, buffer.frame)])
+            .await
+    }
+
+    /// Writes every dirty page of one fork, consecutive blocks combined.
+    pub async fn flush_relation(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
+        let dirty = self
+            .inner
+            .dirty_frames(|tag| tag.rel == rel && tag.fork == fork);
+        self.inner.write_frames(dirty).await
+    }
+
+    /// Writes every dirty page in the pool.
+    pub async fn flush_all(&self) -> Result<()> {
+        let dirty = self.inner.dirty_frames(|_| true);
+        self.inner.write_frames(dirty).await
+    }
+
+    /// Adds `count` zeroed blocks at the end of a fork and returns them
+    /// pinned and valid (PostgreSQL's `ExtendBufferedRelBy`). The space is
+    /// reserved in storage (`zero_extend`) before the buffers are handed
+    /// out. Extensions are serialized, so concurrent callers get distinct
+    /// blocks.
+    pub async fn extend_by(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        count: BlockNumber,
+    ) -> Result<Vec<Buffer>> {
+        let _extension = self.inner.extension.lock().await;
+        let smgr = &self.inner.smgr;
+        let first = smgr.nblocks(rel, fork).await?;
+        smgr.zero_extend(rel, fork, first, count).await?;
+        let mut buffers = Vec::with_capacity(count as usize);
+        for block in first..first + count {
+            let prepared = self.prepare_read(rel, fork, block, None).await?;
+            if prepared.hit {
+                // A page of this number from before a truncation the pool
+                // did not see; storage now holds zeros, so must the pool.
+                tracing::warn!(page = %prepared.buffer.tag(), "stale page found beyond the end of the relation; zeroing it");
+                prepared.buffer.write()?.fill(0);
+            } else {
+                self.zero_fill(&prepared.buffer).await;
+            }
+            buffers.push(prepared.buffer);
+        }
+        Ok(buffers)
+    }
+
+    /// Reads a block for changing it: [`read_buffer`](Self::read_buffer)
+    /// in normal mode. A convenience for the common write path.
+    pub async fn read_for_update(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        block: BlockNumber,
+    ) -> Result<Buffer> {
+        self.read_buffer(rel, fork, block, ReadBufferMode::Normal)
+            .await
+    }
+}
+
+impl PoolInner {
+    /// Dirty, valid pages whose tag matches, in (relation, fork, block)
+    /// order.
+    fn dirty_frames(&self, wanted: impl Fn(&BufferTag) -> bool) -> Vec<(BufferTag, u32)> {
+        let mut dirty: Vec<(BufferTag, u32)> = self
+            .frames
+            .iter()
+            .enumerate()
+            .filter_map(|(frame, desc)| {
+                let meta = desc.meta();
+                match meta.tag {
+                    Some(tag) if meta.dirty && meta.valid && wanted(&tag) => {
+                        Some((tag, frame as u32))
+                    }
+                    _ => None,
+                }
+            })
+            .collect();
+        dirty.sort_unstable_by_key(|(tag, _)| *tag);
+        dirty
+    }
+
+    /// Writes the frame we claimed for eviction (pinned once by us).
+    pub async fn write_back_claimed(self: &Arc<Self>, frame: u32) -> Result<()> {
+        let tag = self.frames[frame as usize].meta().tag;
+        match tag {
+            Some(tag) => self.write_frames(vec![(tag, frame)]).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Writes the given pages (sorted by tag) that are still dirty, one
+    /// `writev` per run of consecutive blocks.
+    pub async fn write_frames(&self, frames: Vec<(BufferTag, u32)>) -> Result<()> {
+        let mut run: Vec<(BufferTag, u32, PageBuf)> = Vec::new();
+        let mut first_error = None;
+        for (tag, frame) in frames {
+            let Some(copy) = self.start_write(tag, frame).await else {
+                continue;
+            };
+            if let Some((last, _, _)) = run.last() {
+                if last.rel != tag.rel
+                    || last.fork != tag.fork
+                    || last.block.checked_add(1) != Some(tag.block)
+                {
+                    if let Err(err) = self.write_run(std::mem::take(&mut run)).await {
+                        first_error.get_or_insert(err);
+                    }
+                }
+            }
+            run.push((tag, frame, copy));
+        }
+        if !run.is_empty() {
+            if let Err(err) = self.write_run(run).await {
+                first_error.get_or_insert(err);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Takes the write I/O of a frame if it still holds `tag` dirty, and
+    /// returns a checksummed copy of its page. Waits for a write already in
+    /// progress, since its copy may predate the latest change.
+    async fn start_write(&self, tag: BufferTag, frame: u32) -> Option<PageBuf> {
+        let desc = &self.frames[frame as usize];
+        loop {
+            {
+                let mut meta = desc.meta();
+                if meta.tag != Some(tag) || !meta.dirty || !meta.valid {
+                    return None;
+                }
+                if meta.io == Io::None {
+                    meta.io = Io::Writing;
+                    meta.just_dirtied = false;
+                    break;
+                }
+            }
+            desc.wait_until(|m| m.io == Io::None).await;
+        }
+        let content = desc.content.read().unwrap_or_else(|p| p.into_inner());
+        let mut copy = PageBuf::zeroed_block(self.block_size);
+        #[allow(unsafe_code)]
+        // SAFETY: the frame is valid and in write I/O, so it cannot be
+        // evicted or lent to a read; the shared content lock keeps writers
+        // out while we copy.
+        let page = unsafe {
+            std::slice::from_raw_parts(
+                self.memory.frame_ptr(frame as usize).as_ptr(),
+                self.block_size.bytes(),
+            )
+        };
+        copy.copy_from_slice(page);
+        drop(content);
+        self.verifier.set_checksum(&mut copy, tag.block);
+        Some(copy)
+    }
+
+    async fn write_run(&self, run: Vec<(BufferTag, u32, PageBuf)>) -> Result<()> {
+        let Some(&(first, _, _)) = run.first() else {
+            return Ok(());
+        };
+        let frames: Vec<u32> = run.iter().map(|(_, frame, _)| *frame).collect();
+        let pages: Vec<PageBuf> = run.into_iter().map(|(_, _, page)| page).collect();
+        let n = pages.len() as u64;
+        let result = self
+            .smgr
+            .writev(first.rel, first.fork, first.block, pages)
+            .await;
+        if result.is_ok() {
+            Counters::add(&self.stats.write_calls, 1);
+            Counters::add(&self.stats.blocks_written, n);
+            Counters::add(
+                &self.stats.bytes_written,
+                n * self.block_size.bytes() as u64,
+            );
+        }
+        for frame in frames {
+            let desc = &self.frames[frame as usize];
+            {
+                let mut meta = desc.meta();
+                meta.io = Io::None;
+                if result.is_ok() && !meta.just_dirtied {
+                    meta.dirty = false;
+                }
+            }
+            desc.io_done.notify_waiters();
+        }
+        result.map(drop).map_err(Into::into)
+    }
+}
