@@ -18,22 +18,29 @@
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DIR="${1:-$REPO/target/pg15-scale100}"
 SCALE="${2:-100}"
+# Outside the repository by default: the server runs as user postgres, which
+# must be able to reach the directory (a clone under /root is not).
+DIR="${1:-/var/tmp/smgr-pg15-scale$SCALE}"
 PGBIN=/usr/lib/postgresql/15/bin
 PGVER=15
 
 case "$SCALE" in
-  ''|*[!0-9]*) echo "SCALE must be a positive integer, got '$SCALE'" >&2; exit 2 ;;
+  ''|0*|*[!0-9]*) echo "SCALE must be a positive integer, got '$SCALE'" >&2; exit 2 ;;
 esac
 
 mkdir -p "$DIR"
 DIR="$(cd "$DIR" && pwd)"            # absolute; the server needs absolute paths
 DATA="$DIR/data"
-SOCK="$DIR/sock"
+# The socket lives in a short private directory: a unix socket path may not
+# exceed 107 bytes, and DIR may be long.
+SOCK="$(mktemp -d /tmp/smgr-pgsock.XXXXXX)"
+trap 'rm -rf "$SOCK"' EXIT
 LOG="$DIR/server.log"
 
-if [[ -e "$DIR/READY" ]]; then
+# A built cluster is reused, but only where PostgreSQL is installed too: the
+# tests also run its pg_checksums.
+if [[ -e "$DIR/READY" && -x "$PGBIN/pg_checksums" ]]; then
   echo "cluster at $DIR already built"
   exit 0
 fi
@@ -92,10 +99,13 @@ fi
 if [[ -f "$DATA/postmaster.pid" ]]; then
   as_pg "$PGBIN/pg_ctl" stop -D "$DATA" -m immediate -w >/dev/null 2>&1 || true
 fi
-rm -rf "$DATA" "$SOCK" "$LOG" "$DIR/MANIFEST" "$DIR/MANIFEST.tmp"
-mkdir -p "$SOCK"
+if [[ -e "$DIR/READY" ]]; then
+  echo "cluster at $DIR already built (PostgreSQL installed now)"
+  exit 0
+fi
+rm -rf "$DATA" "$LOG" "$DIR/MANIFEST" "$DIR/MANIFEST.tmp" "$DIR/sock"
 if [[ $EUID -eq 0 ]]; then
-  chown -R postgres:postgres "$DIR"
+  chown -R postgres:postgres "$DIR" "$SOCK"
   if ! runuser -u postgres -- test -w "$DIR"; then
     echo "user postgres cannot reach $DIR (a parent directory is not traversable)" >&2
     exit 1

@@ -11,7 +11,7 @@
 //! missing cluster is a failure.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// A built PostgreSQL 15 cluster.
 #[derive(Debug)]
@@ -35,12 +35,15 @@ impl PgCluster {
     }
 }
 
-/// The cluster named by `SMGR_PG15_CLUSTER`, else `target/pg15-scale100`
-/// under the workspace; `None` (with a message) if it is not built.
+/// Where `scripts/pg-cluster.sh` builds the cluster by default.
+pub const DEFAULT_CLUSTER_DIR: &str = "/var/tmp/smgr-pg15-scale100";
+
+/// The cluster named by `SMGR_PG15_CLUSTER`, else [`DEFAULT_CLUSTER_DIR`];
+/// `None` (with a message) if it is not built.
 pub fn pg15_cluster() -> Option<PgCluster> {
     let dir = std::env::var_os("SMGR_PG15_CLUSTER")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pg15-scale100"));
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CLUSTER_DIR));
     let required = std::env::var("SMGR_REQUIRE_PG15").is_ok_and(|v| v == "1");
     if !dir.join("READY").exists() {
         let message = format!(
@@ -66,10 +69,20 @@ pub fn pg15_cluster() -> Option<PgCluster> {
     })
 }
 
-/// The `pg_checksums` binary of PostgreSQL 15, if installed.
+/// The `pg_checksums` binary of PostgreSQL 15, if installed. When
+/// `SMGR_REQUIRE_PG15=1`, a missing binary is a failure, not a skip.
 pub fn pg_checksums() -> Option<PathBuf> {
     let path = PathBuf::from("/usr/lib/postgresql/15/bin/pg_checksums");
-    path.exists().then_some(path)
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var("SMGR_REQUIRE_PG15").is_ok_and(|v| v == "1") {
+        panic!(
+            "{} is missing; SMGR_REQUIRE_PG15=1 makes this a failure",
+            path.display()
+        );
+    }
+    None
 }
 
 /// The README's Rust example, compiled as a doc test so it stays true.

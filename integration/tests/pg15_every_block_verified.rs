@@ -23,9 +23,15 @@ async fn every_block_of_a_real_cluster_verifies() {
     assert!(forks.len() > 1000, "only {} forks found", forks.len());
 
     let verifier = PageVerifier::new(PageFormat::Postgres { checksums: true }, BlockSize::DEFAULT);
-    let report = verify_forks(smgr.clone(), &forks, verifier, VerifyOptions::default())
-        .await
-        .unwrap();
+    let report = verify_forks(
+        smgr.clone(),
+        &smgr.options().naming,
+        &forks,
+        verifier,
+        VerifyOptions::default(),
+    )
+    .await
+    .unwrap();
     assert!(
         report.failures.is_empty(),
         "bad pages: {:?}",

@@ -110,9 +110,15 @@ async fn flipped_bytes_get_the_same_verdict_as_pg_checksums() {
     let smgr = Arc::new(MdSmgr::open(&data, MdOptions::default().read_only()).unwrap());
     let forks = smgr.list_forks().await.unwrap();
     let verifier = PageVerifier::new(PageFormat::Postgres { checksums: true }, BlockSize::DEFAULT);
-    let report = verify_forks(smgr, &forks, verifier, VerifyOptions::default())
-        .await
-        .unwrap();
+    let report = verify_forks(
+        smgr.clone(),
+        &smgr.options().naming,
+        &forks,
+        verifier,
+        VerifyOptions::default(),
+    )
+    .await
+    .unwrap();
     let naming = PathNaming::default();
     let ours: BTreeSet<(String, u32)> = report
         .failures

@@ -34,9 +34,19 @@ use crate::BlockSize;
 ///
 /// An implementor that lends a region with [`PageBuf::from_lent`] promises
 /// that, from that call until [`page_returned`](Self::page_returned) is
-/// called with the same token, the region stays allocated, is not moved, and
-/// is neither read nor written through any other path, so that the
-/// `PageBuf` has exclusive access to it from any thread.
+/// called with the same token:
+///
+/// - the region is initialized memory (its bytes may be read), stays
+///   allocated and does not move;
+/// - the pointer was derived from a raw or mutable allocation (an mmap, an
+///   `alloc`, `Box::into_raw`), not from a shared reference, so writing
+///   through it is allowed;
+/// - nothing else reads or writes the region, and the lender forms no Rust
+///   reference (`&[u8]`, `&mut [u8]`) that covers it, so the `PageBuf` has
+///   exclusive access from any thread.
+///
+/// `page_returned` runs from `PageBuf`'s `Drop`, possibly on a blocking
+/// thread or while unwinding: it must not panic.
 pub unsafe trait PageLender: Send + Sync + 'static {
     /// The `PageBuf` lent with `token` was dropped: no I/O touches its
     /// memory any more and the lender may use or lend it again.

@@ -120,9 +120,13 @@ pub trait Smgr: Send + Sync + fmt::Debug {
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future may leave any subset of the blocks written (as a
-    /// crash would); buffers are dropped only after the I/O has finished
-    /// with them.
+    /// Dropping the future does not take back a write that has started: it
+    /// completes (or fails) in the background, owning its buffers until
+    /// then, so any subset of the blocks may end up written, possibly after
+    /// the drop. A later `create`, `truncate` or `unlink` of the fork waits
+    /// for such writes; ordering overlapping writes of the same blocks is
+    /// the caller's (a buffer manager never has two writes of one page in
+    /// flight).
     async fn writev(
         &self,
         rel: RelFileLocator,
@@ -142,8 +146,9 @@ pub trait Smgr: Send + Sync + fmt::Debug {
     ///
     /// # Cancel safety
     ///
-    /// As for `writev`: the fork may end up extended by any prefix of the
-    /// blocks.
+    /// As for `writev`: an extend that has started completes in the
+    /// background, and the fork may end up extended by any prefix of the
+    /// blocks; a later `truncate` or `unlink` waits for it.
     async fn extend(
         &self,
         rel: RelFileLocator,
@@ -220,7 +225,13 @@ pub trait SmgrExt: Smgr {
         bufs.pop().ok_or_else(|| unreachable_empty(rel, fork))
     }
 
-    /// Reads `count` blocks from `blocknum` into one contiguous vector.
+    /// Reads `count` blocks from `blocknum` into one contiguous vector,
+    /// in `readv` calls of at most 64 blocks.
+    ///
+    /// # Errors
+    ///
+    /// As for `readv`; an [`Error::Io`] of kind `OutOfMemory` if the
+    /// result cannot be allocated (it is reserved before any read).
     async fn read_to_vec(
         &self,
         rel: RelFileLocator,
@@ -228,15 +239,33 @@ pub trait SmgrExt: Smgr {
         blocknum: BlockNumber,
         count: usize,
     ) -> Result<Vec<u8>> {
-        let bufs = self
-            .readv(
-                rel,
-                fork,
-                blocknum,
-                PageBuf::zeroed_blocks(self.block_size(), count),
+        const CHUNK: usize = 64;
+        let path = crate::PathNaming::default().relpath(rel, fork)?;
+        crate::block_run_end(&path, blocknum, count)?;
+        let bs = self.block_size();
+        let mut out = Vec::new();
+        let total = count.saturating_mul(bs.bytes());
+        out.try_reserve_exact(total).map_err(|err| {
+            Error::io(
+                "allocate",
+                path.clone(),
+                std::io::Error::new(std::io::ErrorKind::OutOfMemory, err),
             )
-            .await?;
-        Ok(bufs.iter().flat_map(|b| b.iter().copied()).collect())
+        })?;
+        let mut bufs = PageBuf::zeroed_blocks(bs, count.min(CHUNK));
+        let mut done = 0usize;
+        while done < count {
+            let n = (count - done).min(CHUNK);
+            bufs.truncate(n);
+            bufs = self
+                .readv(rel, fork, blocknum + done as BlockNumber, bufs)
+                .await?;
+            for buf in &bufs {
+                out.extend_from_slice(buf);
+            }
+            done += n;
+        }
+        Ok(out)
     }
 
     /// Overwrites one existing block with a copy of `page`.

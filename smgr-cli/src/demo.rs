@@ -64,6 +64,7 @@ pub async fn run_demo(
     let started = Instant::now();
     let report = verify_forks(
         smgr.clone(),
+        &smgr.options().naming,
         &[(rel, main)],
         verifier,
         VerifyOptions::default(),
@@ -89,7 +90,14 @@ pub async fn run_demo(
     bytes[at] ^= 0x10;
     std::fs::write(&path, &bytes)
         .map_err(|e| smgr_api::Error::io("write", path.display().to_string(), e))?;
-    let report = verify_forks(smgr, &[(rel, main)], verifier, VerifyOptions::default()).await?;
+    let report = verify_forks(
+        smgr.clone(),
+        &smgr.options().naming,
+        &[(rel, main)],
+        verifier,
+        VerifyOptions::default(),
+    )
+    .await?;
     let _ = writeln!(
         out,
         "after flipping one byte of block {victim} on disk: {} bad",

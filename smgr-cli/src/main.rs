@@ -135,7 +135,9 @@ async fn run(command: Command) -> smgr_api::Result<ExitCode> {
                 jobs,
                 ..VerifyOptions::default()
             };
-            let report = verify_forks(Arc::new(smgr), &forks, verifier, verify_options).await?;
+            let naming = smgr.options().naming.clone();
+            let report =
+                verify_forks(Arc::new(smgr), &naming, &forks, verifier, verify_options).await?;
             for failure in &report.failures {
                 println!("{failure}");
             }

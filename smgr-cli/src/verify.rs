@@ -56,6 +56,7 @@ pub struct VerifyReport {
 /// that fail verification are collected in the report.
 pub async fn verify_forks(
     smgr: Arc<dyn Smgr>,
+    naming: &PathNaming,
     forks: &[(RelFileLocator, ForkNumber)],
     verifier: PageVerifier,
     options: VerifyOptions,
@@ -82,9 +83,11 @@ pub async fn verify_forks(
                 break;
             };
             let smgr = smgr.clone();
+            let path = naming.relpath(rel, fork)?;
             tasks.spawn(async move {
                 let chunk = verify_chunk(
                     &*smgr,
+                    path,
                     rel,
                     fork,
                     first,
@@ -112,8 +115,10 @@ pub async fn verify_forks(
     Ok(report)
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn verify_chunk(
     smgr: &dyn Smgr,
+    path: String,
     rel: RelFileLocator,
     fork: ForkNumber,
     first: BlockNumber,
@@ -122,7 +127,6 @@ async fn verify_chunk(
     combine: usize,
 ) -> Result<VerifyReport> {
     let mut report = VerifyReport::default();
-    let path = PathNaming::default().relpath(rel, fork)?;
     let bs = smgr.block_size();
     let mut bufs = PageBuf::zeroed_blocks(bs, combine.max(1));
     let mut block = first;

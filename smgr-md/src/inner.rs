@@ -22,6 +22,7 @@ pub(crate) struct Inner {
     pub root: PathBuf,
     pub opts: MdOptions,
     pub files: FileCache,
+    pub fences: crate::fence::Fences,
     /// Whether `preadv2(RWF_NOWAIT)` works here; cleared the first time the
     /// kernel or file system says it does not.
     pub nowait_reads: AtomicBool,
@@ -65,24 +66,27 @@ impl Inner {
         self.root.join(relative)
     }
 
-    /// Splits the run `first .. first + count` at segment boundaries.
-    pub fn pieces(&self, first: BlockNumber, count: usize) -> Vec<Piece> {
+    /// Splits the run `first .. first + count` at segment boundaries,
+    /// lazily (a huge run costs nothing until it is walked).
+    pub fn pieces(&self, first: BlockNumber, count: usize) -> impl Iterator<Item = Piece> {
         let seg = u64::from(self.segment_blocks());
-        let mut pieces = Vec::with_capacity(1 + count / seg as usize);
         let mut index = 0usize;
-        while index < count {
+        std::iter::from_fn(move || {
+            if index >= count {
+                return None;
+            }
             let block = u64::from(first) + index as u64;
             let seg_block = block % seg;
             let n = ((seg - seg_block) as usize).min(count - index);
-            pieces.push(Piece {
+            let piece = Piece {
                 segno: (block / seg) as u32,
                 seg_block: seg_block as u32,
                 first_index: index,
                 count: n,
-            });
+            };
             index += n;
-        }
-        pieces
+            Some(piece)
+        })
     }
 
     fn open_options(&self, create: bool) -> OpenOptions {
@@ -158,27 +162,30 @@ impl Inner {
         }
     }
 
-    /// Checks that segments `0 .. segno` all hold exactly a segment.
+    /// Checks that segment `segno - 1` holds exactly a segment. Checking
+    /// the one before is enough by induction: that segment passed the same
+    /// check when it was opened (as md.c opens segments in order).
     fn check_full_before(&self, rel: RelFileLocator, fork: ForkNumber, segno: u32) -> Result<()> {
-        for earlier in 0..segno {
-            let relative = self.seg_path(rel, fork, earlier)?;
-            let blocks = match std::fs::metadata(self.full_path(&relative)) {
-                Ok(meta) => meta.len() / self.block_bytes(),
-                Err(err) if err.kind() == io::ErrorKind::NotFound => 0,
-                Err(err) => return Err(Error::io("stat", relative, err)),
-            };
-            if blocks != u64::from(self.segment_blocks()) {
-                return Err(Error::CorruptSegment {
-                    path: relative,
-                    segno: earlier,
-                    segment_blocks_found: blocks,
-                    detail: if blocks < u64::from(self.segment_blocks()) {
-                        " but a later segment is not empty"
-                    } else {
-                        ", more than a segment holds"
-                    },
-                });
-            }
+        let Some(earlier) = segno.checked_sub(1) else {
+            return Ok(());
+        };
+        let relative = self.seg_path(rel, fork, earlier)?;
+        let blocks = match std::fs::metadata(self.full_path(&relative)) {
+            Ok(meta) => meta.len() / self.block_bytes(),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => 0,
+            Err(err) => return Err(Error::io("stat", relative, err)),
+        };
+        if blocks != u64::from(self.segment_blocks()) {
+            return Err(Error::CorruptSegment {
+                path: relative,
+                segno: earlier,
+                segment_blocks_found: blocks,
+                detail: if blocks < u64::from(self.segment_blocks()) {
+                    " but a later segment is not empty"
+                } else {
+                    ", more than a segment holds"
+                },
+            });
         }
         Ok(())
     }
@@ -295,7 +302,7 @@ impl Inner {
         let at_end = if seg_block > 0 || segno == 0 {
             // The segment holding `blocknum` must exist with exactly the
             // blocks before it.
-            match self.open_seg_unchecked(rel, fork, segno)? {
+            match self.open_seg(rel, fork, segno, false)? {
                 Some(file) => {
                     self.file_blocks(&file, &self.seg_path(rel, fork, segno)?, segno)? == seg_block
                 }
@@ -304,7 +311,7 @@ impl Inner {
         } else {
             // A boundary: the previous segment is full, this one is absent
             // or empty.
-            let previous_full = match self.open_seg_unchecked(rel, fork, segno - 1)? {
+            let previous_full = match self.open_seg(rel, fork, segno - 1, false)? {
                 Some(file) => {
                     self.file_blocks(&file, &self.seg_path(rel, fork, segno - 1)?, segno - 1)?
                         == u64::from(seg)
@@ -312,7 +319,7 @@ impl Inner {
                 None => false,
             };
             previous_full
-                && match self.open_seg_unchecked(rel, fork, segno)? {
+                && match self.open_seg(rel, fork, segno, false)? {
                     Some(file) => {
                         self.file_blocks(&file, &self.seg_path(rel, fork, segno)?, segno)? == 0
                     }

@@ -43,6 +43,7 @@
 //! # }
 //! ```
 
+mod fence;
 mod files;
 mod inner;
 mod list;
@@ -106,6 +107,7 @@ impl MdSmgr {
         Ok(MdSmgr {
             inner: Arc::new(Inner {
                 files: FileCache::new(options.max_open_files),
+                fences: crate::fence::Fences::new(),
                 nowait_reads: AtomicBool::new(options.nowait_reads),
                 root,
                 opts: options,
@@ -214,13 +216,23 @@ impl Smgr for MdSmgr {
     }
 
     async fn create(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
-        self.blocking("create", move |inner| inner.create_blocking(rel, fork))
-            .await
+        self.inner.relpath(rel, fork)?;
+        let fence = self.inner.fences.resize(rel, fork).await;
+        self.blocking("create", move |inner| {
+            let _fence = fence;
+            inner.create_blocking(rel, fork)
+        })
+        .await
     }
 
     async fn unlink(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
-        self.blocking("unlink", move |inner| inner.unlink_blocking(rel, fork))
-            .await
+        self.inner.relpath(rel, fork)?;
+        let fence = self.inner.fences.resize(rel, fork).await;
+        self.blocking("unlink", move |inner| {
+            let _fence = fence;
+            inner.unlink_blocking(rel, fork)
+        })
+        .await
     }
 
     async fn nblocks(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<BlockNumber> {
@@ -263,10 +275,24 @@ impl Smgr for MdSmgr {
     ) -> Result<Vec<PageBuf>> {
         self.check_run(rel, fork, blocknum, &bufs)?;
         self.inner.check_writable("write", rel, fork)?;
-        if bufs.is_empty() {
-            return Ok(bufs);
-        }
+        // The fence guard moves into the job: a dropped future's write still
+        // holds it until the write is over.
+        let fence = self.inner.fences.write(rel, fork).await;
         self.blocking("write", move |inner| {
+            let _fence = fence;
+            if bufs.is_empty() {
+                // Nothing to write, but the position must exist.
+                let nblocks = inner.nblocks(rel, fork)?;
+                if blocknum > nblocks {
+                    return Err(Error::WrongBlock {
+                        op: "write",
+                        path: inner.relpath(rel, fork)?,
+                        block: blocknum,
+                        nblocks,
+                    });
+                }
+                return Ok(bufs);
+            }
             inner.writev_blocking(rel, fork, blocknum, &bufs)?;
             Ok(bufs)
         })
@@ -282,10 +308,13 @@ impl Smgr for MdSmgr {
     ) -> Result<Vec<PageBuf>> {
         self.check_run(rel, fork, blocknum, &bufs)?;
         self.inner.check_writable("extend", rel, fork)?;
-        if bufs.is_empty() {
-            return Ok(bufs);
-        }
+        let fence = self.inner.fences.write(rel, fork).await;
         self.blocking("extend", move |inner| {
+            let _fence = fence;
+            if bufs.is_empty() {
+                inner.check_at_end(rel, fork, blocknum)?;
+                return Ok(bufs);
+            }
             inner.extend_blocking(rel, fork, blocknum, &bufs)?;
             Ok(bufs)
         })
@@ -302,7 +331,9 @@ impl Smgr for MdSmgr {
         let path = self.inner.relpath(rel, fork)?;
         block_run_end(&path, blocknum, nblocks as usize)?;
         self.inner.check_writable("extend", rel, fork)?;
+        let fence = self.inner.fences.write(rel, fork).await;
         self.blocking("extend", move |inner| {
+            let _fence = fence;
             if nblocks == 0 {
                 // Nothing to add, but the fork must exist and end there.
                 return inner.check_at_end(rel, fork, blocknum);
@@ -318,7 +349,10 @@ impl Smgr for MdSmgr {
         fork: ForkNumber,
         nblocks: BlockNumber,
     ) -> Result<()> {
+        self.inner.relpath(rel, fork)?;
+        let fence = self.inner.fences.resize(rel, fork).await;
         self.blocking("truncate", move |inner| {
+            let _fence = fence;
             inner.truncate_blocking(rel, fork, nblocks)
         })
         .await

@@ -74,7 +74,12 @@ impl ReadJob {
             let offset = seg_block * bs + within as u64;
 
             let Some(file) = self.inner.open_seg(self.rel, self.fork, segno, false)? else {
-                return Err(if segno == 0 {
+                let fork_exists = segno > 0
+                    && self
+                        .inner
+                        .open_seg_unchecked(self.rel, self.fork, 0)?
+                        .is_some();
+                return Err(if !fork_exists {
                     Error::NotFound {
                         path: self.inner.relpath(self.rel, self.fork)?,
                     }

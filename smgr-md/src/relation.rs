@@ -58,6 +58,9 @@ impl Inner {
             self.remove_segments(rel, fork, 0, last)?;
             tracing::debug!(path = self.relpath(rel, fork)?, "unlinked relation fork");
         }
+        // Again after the files are gone: an open that raced with the
+        // removal must not leave a handle of a deleted file cached.
+        self.files.forget(rel, fork, 0);
         Ok(())
     }
 
@@ -132,6 +135,8 @@ impl Inner {
                 self.remove_segments(rel, fork, keep_segno + 1, last)?;
             }
         }
+        // Again after the removal, for opens that raced with it.
+        self.files.forget(rel, fork, keep_segno + 1);
         let relative = self.seg_path(rel, fork, keep_segno)?;
         let file = self
             .open_seg_unchecked(rel, fork, keep_segno)?
@@ -143,9 +148,12 @@ impl Inner {
         Ok(())
     }
 
-    /// `fsync` of every segment. Errors are returned as they come: after a
-    /// failed fsync the kernel may have dropped the dirty pages, so a caller
-    /// must treat the data as lost (PostgreSQL PANICs here).
+    /// `fsync` of every segment, then of the directory holding them (so
+    /// that segment files created since are durable too). Errors are
+    /// returned as they come: after a failed fsync the kernel may have
+    /// dropped the dirty pages, and reports the failure once per open file,
+    /// so a caller must treat the first failure as data loss (PostgreSQL
+    /// PANICs here), not retry until it passes.
     pub fn immedsync_blocking(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
         let mut segno = 0u32;
         loop {
@@ -154,15 +162,27 @@ impl Inner {
                 if segno == 0 {
                     return Err(Error::NotFound { path: relative });
                 }
-                return Ok(());
+                return self.sync_directory_of(&self.relpath(rel, fork)?);
             };
             file.sync_all()
                 .map_err(|err| Error::io("fsync", relative, err))?;
             match segno.checked_add(1) {
                 Some(next) => segno = next,
-                None => return Ok(()),
+                None => return self.sync_directory_of(&self.relpath(rel, fork)?),
             }
         }
+    }
+
+    fn sync_directory_of(&self, relative: &str) -> Result<()> {
+        let dir = match relative.rsplit_once('/') {
+            Some((dir, _)) => dir,
+            None => return Ok(()),
+        };
+        let handle = std::fs::File::open(self.full_path(dir))
+            .map_err(|err| Error::io("open directory", dir, err))?;
+        handle
+            .sync_all()
+            .map_err(|err| Error::io("fsync directory", dir, err))
     }
 
     /// `posix_fadvise(WILLNEED)` over the run, per segment. Any failure

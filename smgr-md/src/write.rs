@@ -22,11 +22,11 @@ impl Inner {
         first: BlockNumber,
         bufs: &[PageBuf],
     ) -> Result<()> {
-        let pieces = self.pieces(first, bufs.len());
         // Check every segment is long enough before writing any of them, so
-        // a refused write changes nothing.
-        let mut files = Vec::with_capacity(pieces.len());
-        for piece in &pieces {
+        // a refused write changes nothing. Handles are not kept across the
+        // loop: a write over many small segments must not hold more files
+        // open than the cache allows.
+        for piece in self.pieces(first, bufs.len()) {
             let relative = self.seg_path(rel, fork, piece.segno)?;
             let file = match self.open_seg(rel, fork, piece.segno, false)? {
                 Some(file) => file,
@@ -37,11 +37,11 @@ impl Inner {
             if blocks < u64::from(piece.seg_block) + piece.count as u64 {
                 return Err(self.past_end("write", rel, fork, first)?);
             }
-            files.push(file);
         }
-        for (piece, file) in pieces.iter().zip(files) {
+        for piece in self.pieces(first, bufs.len()) {
+            let file = self.create_seg(rel, fork, piece.segno)?;
             let slices = &bufs[piece.first_index..piece.first_index + piece.count];
-            self.write_piece(rel, fork, piece, &file, slices)?;
+            self.write_piece(rel, fork, &piece, &file, slices)?;
         }
         Ok(())
     }
@@ -101,6 +101,8 @@ impl Inner {
         Ok(())
     }
 
+    /// Opens a segment for writing, creating it if it is past the first
+    /// (segment 0 is made by `create` only).
     fn create_seg(
         &self,
         rel: RelFileLocator,

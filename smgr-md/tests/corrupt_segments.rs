@@ -114,3 +114,31 @@ async fn full_segments_with_or_without_an_empty_next_segment() {
     smgr.zero_extend(rel, MAIN, 8, 1).await.unwrap();
     assert_eq!(smgr.nblocks(rel, MAIN).await.unwrap(), 9);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extending_a_corrupt_fork_is_refused() {
+    let (_dir, smgr, rel) = setup().await;
+    // Segment 0 is short (2 of 4 blocks), yet segment 1 holds a block.
+    set_len(&smgr.segment_path(rel, MAIN, 0).unwrap(), 2 * 1024);
+    set_len(&smgr.segment_path(rel, MAIN, 1).unwrap(), 1024);
+    let err = smgr
+        .extend(rel, MAIN, 5, PageBuf::zeroed_blocks(smgr.block_size(), 1))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::CorruptSegment { segno: 0, .. }),
+        "{err}"
+    );
+    // And the verdict does not depend on what the cache holds.
+    let err = smgr
+        .readv(rel, MAIN, 4, PageBuf::zeroed_blocks(smgr.block_size(), 1))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::CorruptSegment { .. }), "{err}");
+    assert_eq!(
+        std::fs::metadata(smgr.segment_path(rel, MAIN, 1).unwrap())
+            .unwrap()
+            .len(),
+        1024
+    );
+}

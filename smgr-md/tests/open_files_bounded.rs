@@ -53,6 +53,28 @@ async fn many_segments_few_descriptors() {
             smgr.open_files()
         );
     }
+    // One writev across all 300 segments, within the descriptor limit.
+    let rewrite: Vec<PageBuf> = (0..blocks)
+        .map(|b| PageBuf::copy_from(&pattern_page(1024, 4, b)))
+        .collect();
+    smgr.writev(rel, ForkNumber::Main, 0, rewrite)
+        .await
+        .unwrap();
+    assert!(
+        smgr.open_files() <= limit,
+        "{} files open",
+        smgr.open_files()
+    );
+    let back = smgr
+        .readv(
+            rel,
+            ForkNumber::Main,
+            0,
+            PageBuf::zeroed_blocks(bs, blocks as usize),
+        )
+        .await
+        .unwrap();
+    assert!(*back[299] == *pattern_page(1024, 4, 299));
     smgr.immedsync(rel, ForkNumber::Main).await.unwrap();
     let after = open_descriptors();
     // The blocking pool's threads may hold a few descriptors of their own.

@@ -242,7 +242,8 @@ pub async fn segment_boundary_runs(kit: &Kit) {
     // crosses it and the next boundary too if segments are small.
     let before = seg.saturating_sub(2);
     smgr.zero_extend(rel, MAIN, 0, before).await.unwrap();
-    let end = before + 4 + seg.min(8) * 2;
+    // Three whole segments: the fork ends exactly on a boundary.
+    let end = 3 * seg;
     kit.extend_pattern(rel, 5, before, end).await;
     kit.expect_nblocks(rel, end).await;
     kit.expect_blocks(rel, Some(5), before, end).await;
@@ -260,7 +261,8 @@ pub async fn segment_boundary_runs(kit: &Kit) {
     if before > 0 {
         kit.expect_blocks(rel, None, 0, before.min(3)).await;
     }
-    // Past the end, exactly on a boundary of the last segment.
+    // Past the end, which is exactly on a segment boundary.
+    assert_eq!(end % seg, 0);
     let err = expect_err(
         smgr.readv(rel, MAIN, end, PageBuf::zeroed_blocks(smgr.block_size(), 1))
             .await,
@@ -456,10 +458,16 @@ pub async fn prefetch_is_only_a_hint(kit: &Kit) {
     let rel = kit.created_rel().await;
     let n = kit.segment_blocks + 2;
     kit.extend_pattern(rel, 15, 0, n).await;
-    smgr.prefetch(rel, MAIN, 0, n).await;
+    assert!(
+        smgr.prefetch(rel, MAIN, 0, n).await,
+        "prefetch of existing blocks issued no hint"
+    );
     smgr.prefetch(rel, MAIN, n - 1, 10).await;
     smgr.prefetch(rel, MAIN, n + 100, 1).await;
-    smgr.prefetch(rel, MAIN, 0, 0).await;
+    assert!(
+        !smgr.prefetch(rel, MAIN, 0, 0).await,
+        "a hint about no blocks was issued"
+    );
     smgr.prefetch(rel, ForkNumber::Fsm, 0, 1).await;
     kit.expect_blocks(rel, Some(15), 0, n).await;
 }
@@ -648,26 +656,54 @@ pub async fn concurrent_reads_and_writes(kit: &Kit) {
     }
 }
 
-/// A read whose future is dropped after its first poll leaves the backend
-/// usable and the data intact.
+/// A read whose future is dropped after its first poll hands every lent
+/// buffer back exactly once, and only when its I/O is over: after the
+/// last buffer is returned, the memory never changes again. Each frame
+/// then holds its block (the read finished) or is untouched (it never
+/// started); the backend stays usable and the data intact.
 pub async fn dropped_read_is_harmless(kit: &Kit) {
     let smgr = &kit.smgr;
+    let bs = smgr.block_size().bytes();
     let rel = kit.created_rel().await;
-    let n = kit.segment_blocks + 2;
+    let n = (kit.segment_blocks + 2).min(64);
     kit.extend_pattern(rel, 24, 0, n).await;
     for _ in 0..4 {
-        let read = smgr.readv(
-            rel,
-            MAIN,
-            0,
-            PageBuf::zeroed_blocks(smgr.block_size(), n as usize),
-        );
+        let arena = super::LendingArena::new(n as usize, bs);
+        let read = smgr.readv(rel, MAIN, 0, arena.lend_first(n as usize));
         poll_once_then_drop(read);
+        assert!(
+            arena
+                .wait_all_returned(std::time::Duration::from_secs(20))
+                .await,
+            "a dropped read of {rel} never returned its buffers"
+        );
+        let mut returned = arena.returns();
+        returned.sort_unstable();
+        assert_eq!(
+            returned,
+            (0..n as usize).collect::<Vec<_>>(),
+            "each buffer returned exactly once"
+        );
+        let frames: Vec<Vec<u8>> = (0..n as usize).map(|f| arena.frame(f)).collect();
+        for (blkno, frame) in frames.iter().enumerate() {
+            let untouched = frame.iter().all(|&b| b == 0);
+            assert!(
+                untouched || *frame == kit.page(24, blkno as BlockNumber),
+                "{rel} block {blkno}: frame holds something else"
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        for (f, frame) in frames.iter().enumerate() {
+            assert!(
+                arena.frame(f) == *frame,
+                "frame {f} changed after it was returned"
+            );
+        }
         let write = smgr.writev(rel, MAIN, 0, vec![PageBuf::copy_from(&kit.page(24, 0))]);
         poll_once_then_drop(write);
     }
-    // Let any I/O the dropped futures left running finish.
-    tokio::task::yield_now().await;
+    // A resize waits for any write the dropped futures left running.
+    smgr.truncate(rel, MAIN, n).await.unwrap();
     kit.expect_blocks(rel, Some(24), 0, n).await;
     kit.expect_nblocks(rel, n).await;
 }

@@ -251,9 +251,9 @@ impl Smgr for MemSmgr {
         rel: RelFileLocator,
         fork: ForkNumber,
         _blocknum: BlockNumber,
-        _nblocks: BlockNumber,
+        nblocks: BlockNumber,
     ) -> bool {
-        self.forks().contains_key(&(rel, fork))
+        nblocks > 0 && self.forks().contains_key(&(rel, fork))
     }
 
     async fn immedsync(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {

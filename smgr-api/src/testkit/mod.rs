@@ -26,6 +26,7 @@
 // The kit is test code: a failed expectation is a panic with a message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod arena;
 mod checks;
 mod faulty;
 mod mem;
@@ -33,6 +34,7 @@ mod mem;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
+pub use arena::LendingArena;
 pub use checks::*;
 pub use faulty::{FaultySmgr, ReadCall};
 pub use mem::MemSmgr;
