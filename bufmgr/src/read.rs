@@ -371,12 +371,12 @@ impl Drop for IoGuard {
 /// A future that, if dropped before it finishes, keeps running on the
 /// Tokio runtime instead of being cancelled: I/O completion belongs to the
 /// pool, not to whoever happened to be waiting for it.
-struct Detached<T: Send + 'static> {
+pub(crate) struct Detached<T: Send + 'static> {
     future: Option<Pin<Box<dyn Future<Output = T> + Send>>>,
 }
 
 impl<T: Send + 'static> Detached<T> {
-    fn new(future: impl Future<Output = T> + Send + 'static) -> Self {
+    pub(crate) fn new(future: impl Future<Output = T> + Send + 'static) -> Self {
         Detached {
             future: Some(Box::pin(future)),
         }

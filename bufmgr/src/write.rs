@@ -12,6 +12,7 @@ use smgr_api::{BlockNumber, ForkNumber, PageBuf, RelFileLocator};
 
 use crate::frame::Io;
 use crate::pool::PoolInner;
+use crate::read::Detached;
 use crate::stats::Counters;
 use crate::{Buffer, BufferPool, BufferTag, ReadBufferMode, Result};
 
@@ -114,11 +115,11 @@ impl PoolInner {
 
     /// Writes the given pages (sorted by tag) that are still dirty, one
     /// `writev` per run of consecutive blocks.
-    pub async fn write_frames(&self, frames: Vec<(BufferTag, u32)>) -> Result<()> {
-        let mut run: Vec<(BufferTag, u32, PageBuf)> = Vec::new();
+    pub async fn write_frames(self: &Arc<Self>, frames: Vec<(BufferTag, u32)>) -> Result<()> {
+        let mut run: Vec<(BufferTag, PageBuf, WriteGuard)> = Vec::new();
         let mut first_error = None;
         for (tag, frame) in frames {
-            let Some(copy) = self.start_write(tag, frame).await else {
+            let Some((copy, guard)) = self.start_write(tag, frame).await else {
                 continue;
             };
             if let Some((last, _, _)) = run.last() {
@@ -131,7 +132,7 @@ impl PoolInner {
                     }
                 }
             }
-            run.push((tag, frame, copy));
+            run.push((tag, copy, guard));
         }
         if !run.is_empty() {
             if let Err(err) = self.write_run(run).await {
@@ -142,9 +143,14 @@ impl PoolInner {
     }
 
     /// Takes the write I/O of a frame if it still holds `tag` dirty, and
-    /// returns a checksummed copy of its page. Waits for a write already in
-    /// progress, since its copy may predate the latest change.
-    async fn start_write(&self, tag: BufferTag, frame: u32) -> Option<PageBuf> {
+    /// returns a checksummed copy of its page with the guard that ends the
+    /// I/O. Waits for a write already in progress, since its copy may
+    /// predate the latest change.
+    async fn start_write(
+        self: &Arc<Self>,
+        tag: BufferTag,
+        frame: u32,
+    ) -> Option<(PageBuf, WriteGuard)> {
         let desc = &self.frames[frame as usize];
         loop {
             {
@@ -160,6 +166,12 @@ impl PoolInner {
             }
             desc.wait_until(|m| m.io == Io::None).await;
         }
+        // From here to the return nothing awaits: the guard is in place
+        // before any suspension point.
+        let guard = WriteGuard {
+            inner: self.clone(),
+            frame: Some(frame),
+        };
         let content = desc.content.read().unwrap_or_else(|p| p.into_inner());
         let mut copy = PageBuf::zeroed_block(self.block_size);
         #[allow(unsafe_code)]
@@ -175,39 +187,76 @@ impl PoolInner {
         copy.copy_from_slice(page);
         drop(content);
         self.verifier.set_checksum(&mut copy, tag.block);
-        Some(copy)
+        Some((copy, guard))
     }
 
-    async fn write_run(&self, run: Vec<(BufferTag, u32, PageBuf)>) -> Result<()> {
+    /// One `writev` for a run of consecutive pages; the I/O belongs to the
+    /// pool (see `Detached`), so a dropped flush still finishes it before a
+    /// later write of the same pages can start.
+    async fn write_run(self: &Arc<Self>, run: Vec<(BufferTag, PageBuf, WriteGuard)>) -> Result<()> {
         let Some(&(first, _, _)) = run.first() else {
             return Ok(());
         };
-        let frames: Vec<u32> = run.iter().map(|(_, frame, _)| *frame).collect();
-        let pages: Vec<PageBuf> = run.into_iter().map(|(_, _, page)| page).collect();
-        let n = pages.len() as u64;
-        let result = self
-            .smgr
-            .writev(first.rel, first.fork, first.block, pages)
-            .await;
-        if result.is_ok() {
-            Counters::add(&self.stats.write_calls, 1);
-            Counters::add(&self.stats.blocks_written, n);
-            Counters::add(
-                &self.stats.bytes_written,
-                n * self.block_size.bytes() as u64,
-            );
-        }
-        for frame in frames {
-            let desc = &self.frames[frame as usize];
-            {
-                let mut meta = desc.meta();
-                meta.io = Io::None;
-                if result.is_ok() && !meta.just_dirtied {
-                    meta.dirty = false;
-                }
+        let inner = self.clone();
+        let (pages, guards): (Vec<PageBuf>, Vec<WriteGuard>) = run
+            .into_iter()
+            .map(|(_, page, guard)| (page, guard))
+            .unzip();
+        Detached::new(async move {
+            let n = pages.len() as u64;
+            let result = inner
+                .smgr
+                .writev(first.rel, first.fork, first.block, pages)
+                .await;
+            if result.is_ok() {
+                Counters::add(&inner.stats.write_calls, 1);
+                Counters::add(&inner.stats.blocks_written, n);
+                Counters::add(
+                    &inner.stats.bytes_written,
+                    n * inner.block_size.bytes() as u64,
+                );
             }
-            desc.io_done.notify_waiters();
+            for guard in guards {
+                guard.finish(result.is_ok());
+            }
+            result.map(drop).map_err(Into::into)
+        })
+        .await
+    }
+}
+
+/// Ends a frame's write I/O exactly once. Finished after a successful
+/// write, it marks the page clean unless it was dirtied again meanwhile;
+/// dropped unfinished, it leaves the page dirty (nothing known written).
+pub(crate) struct WriteGuard {
+    inner: Arc<PoolInner>,
+    frame: Option<u32>,
+}
+
+impl WriteGuard {
+    fn finish(mut self, written: bool) {
+        if let Some(frame) = self.frame.take() {
+            self.end(frame, written);
         }
-        result.map(drop).map_err(Into::into)
+    }
+
+    fn end(&self, frame: u32, written: bool) {
+        let desc = &self.inner.frames[frame as usize];
+        {
+            let mut meta = desc.meta();
+            meta.io = Io::None;
+            if written && !meta.just_dirtied {
+                meta.dirty = false;
+            }
+        }
+        desc.io_done.notify_waiters();
+    }
+}
+
+impl Drop for WriteGuard {
+    fn drop(&mut self) {
+        if let Some(frame) = self.frame.take() {
+            self.end(frame, false);
+        }
     }
 }

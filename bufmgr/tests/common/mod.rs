@@ -1,0 +1,49 @@
+//! Helpers shared by the buffer manager's tests.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use bufmgr::{BufferPool, PoolConfig};
+use smgr_api::testkit::{pattern_page, FaultySmgr};
+use smgr_api::{
+    BlockNumber, BlockSize, ForkNumber, PageBuf, PageFormat, PageVerifier, RelFileLocator, Smgr,
+};
+use smgr_md::{MdOptions, MdSmgr};
+
+pub const BS: usize = 8192;
+pub const MAIN: ForkNumber = ForkNumber::Main;
+
+/// The page stored as block `block` under `tag`, with a valid native
+/// checksum.
+pub fn page(tag: u32, block: BlockNumber) -> Vec<u8> {
+    let mut page = pattern_page(BS, tag, block);
+    PageVerifier::new(PageFormat::Native, BlockSize::DEFAULT).set_checksum(&mut page, block);
+    page
+}
+
+/// A real local relation of `blocks` native pages tagged `tag`, in 64-block
+/// segments, wrapped in a `FaultySmgr` the test can steer.
+pub async fn relation(
+    dir: &std::path::Path,
+    blocks: BlockNumber,
+    tag: u32,
+) -> (Arc<FaultySmgr>, RelFileLocator) {
+    let md = Arc::new(MdSmgr::open(dir, MdOptions::new(BlockSize::DEFAULT, 64)).unwrap());
+    let rel = RelFileLocator::in_database(5, 16396);
+    md.create(rel, MAIN).await.unwrap();
+    let mut next = 0;
+    while next < blocks {
+        let n = (blocks - next).min(32);
+        let pages = (next..next + n)
+            .map(|b| PageBuf::copy_from(&page(tag, b)))
+            .collect();
+        md.extend(rel, MAIN, next, pages).await.unwrap();
+        next += n;
+    }
+    (Arc::new(FaultySmgr::new(md)), rel)
+}
+
+pub fn pool(smgr: Arc<dyn Smgr>, frames: usize) -> BufferPool {
+    BufferPool::new(smgr, PoolConfig::new(frames, PageFormat::Native)).unwrap()
+}

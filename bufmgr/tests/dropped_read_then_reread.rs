@@ -1,0 +1,86 @@
+//! Dropping a read future midway (its read parked in the storage manager)
+//! leaves the frame valid or free to retry, never stuck; reading again
+//! returns the right bytes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+mod common;
+
+use std::time::Duration;
+
+use bufmgr::ReadBufferMode;
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_read_does_not_wedge_its_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let (smgr, rel) = relation(dir.path(), 32, 6).await;
+    let pool = pool(smgr.clone(), 16);
+
+    for round in 0..5u32 {
+        let block = round * 3;
+        smgr.hold_reads();
+        let reader = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                pool.read_buffer(rel, MAIN, block, ReadBufferMode::Normal)
+                    .await
+            }
+        });
+        while smgr.reads().len() <= round as usize {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        reader.abort();
+        let _ = reader.await;
+        smgr.release_reads();
+        let again = tokio::time::timeout(
+            Duration::from_secs(10),
+            pool.read_buffer(rel, MAIN, block, ReadBufferMode::Normal),
+        )
+        .await
+        .expect("re-read hung: frame stuck in I/O")
+        .unwrap();
+        assert_eq!(*again.read().unwrap(), page(6, block)[..], "round {round}");
+    }
+    // The abandoned reads finished in the background; the pool works on.
+    for block in 0..32 {
+        let buffer = pool
+            .read_buffer(rel, MAIN, block, ReadBufferMode::Normal)
+            .await
+            .unwrap();
+        assert_eq!(*buffer.read().unwrap(), page(6, block)[..]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_read_is_retried_by_the_waiter() {
+    let dir = tempfile::tempdir().unwrap();
+    let (smgr, rel) = relation(dir.path(), 8, 7).await;
+    let pool = pool(smgr.clone(), 16);
+    smgr.fail_reads(1);
+    smgr.hold_reads();
+    let first = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.read_buffer(rel, MAIN, 2, ReadBufferMode::Normal).await }
+    });
+    while smgr.reads().is_empty() {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let second = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.read_buffer(rel, MAIN, 2, ReadBufferMode::Normal).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    smgr.release_reads();
+    assert!(
+        first.await.unwrap().is_err(),
+        "the injected failure was not reported"
+    );
+    let buffer = second.await.unwrap().unwrap();
+    assert_eq!(*buffer.read().unwrap(), page(7, 2)[..]);
+    assert_eq!(
+        smgr.reads().len(),
+        2,
+        "the waiter should have read once more"
+    );
+}
