@@ -38,17 +38,20 @@ impl BufferPool {
         self.inner.write_frames(dirty).await
     }
 
-    /// Adds `count` zeroed blocks at the end of a fork and returns them
-    /// pinned and valid (PostgreSQL's `ExtendBufferedRelBy`). The space is
-    /// reserved in storage (`zero_extend`) before the buffers are handed
-    /// out. Extensions are serialized, so concurrent callers get distinct
-    /// blocks.
+    /// Adds up to `count` zeroed blocks at the end of a fork and returns
+    /// them pinned and valid (PostgreSQL's `ExtendBufferedRelBy`). As in
+    /// PostgreSQL, `count` is clamped to what one reader may pin
+    /// ([`limit_additional_pins`](Self::limit_additional_pins)); the length
+    /// of the result says how many blocks were added. The space is reserved
+    /// in storage (`zero_extend`) before the buffers are handed out.
+    /// Extensions are serialized, so concurrent callers get distinct blocks.
     pub async fn extend_by(
         &self,
         rel: RelFileLocator,
         fork: ForkNumber,
         count: BlockNumber,
     ) -> Result<Vec<Buffer>> {
+        let count = self.limit_additional_pins(0, count as usize) as BlockNumber;
         let _extension = self.inner.extension.lock().await;
         let smgr = &self.inner.smgr;
         let first = smgr.nblocks(rel, fork).await?;

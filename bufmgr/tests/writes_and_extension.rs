@@ -1,0 +1,117 @@
+//! Dirty pages are written with consecutive blocks combined into one
+//! `writev`; flushing a relation leaves others alone; extension hands out
+//! zeroed, valid pages backed by storage; zero-and-lock reads nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+mod common;
+
+use bufmgr::ReadBufferMode;
+use common::*;
+use smgr_api::{RelFileLocator, Smgr, SmgrExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushes_combine_consecutive_dirty_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (smgr, rel) = relation(dir.path(), 40, 10).await;
+    let pool = pool(smgr.clone(), 64);
+    // Dirty 0..10 and 20..23: two runs.
+    for block in (0..10).chain(20..23) {
+        let buffer = pool
+            .read_buffer(rel, MAIN, block, ReadBufferMode::Normal)
+            .await
+            .unwrap();
+        buffer.write().unwrap()[300] = 0x5A;
+        buffer.mark_dirty();
+        assert!(buffer.is_dirty());
+    }
+    pool.flush_relation(rel, MAIN).await.unwrap();
+    let stats = pool.stats();
+    assert_eq!(
+        (stats.write_calls, stats.blocks_written),
+        (2, 13),
+        "{stats:?}"
+    );
+    for block in (0..10).chain(20..23) {
+        assert_eq!(
+            smgr.read_block(rel, MAIN, block).await.unwrap()[300],
+            0x5A,
+            "block {block}"
+        );
+    }
+    // Clean now: flushing again writes nothing.
+    pool.flush_all().await.unwrap();
+    assert_eq!(pool.stats().blocks_written, 13);
+    let one = pool
+        .read_buffer(rel, MAIN, 30, ReadBufferMode::Normal)
+        .await
+        .unwrap();
+    assert!(!one.is_dirty());
+    one.write().unwrap()[1] = 1;
+    one.mark_dirty();
+    pool.flush_buffer(&one).await.unwrap();
+    assert!(!one.is_dirty());
+    assert_eq!(pool.stats().blocks_written, 14);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extension_gives_zeroed_valid_pages_and_storage_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let (smgr, rel) = relation(dir.path(), 10, 11).await;
+    let pool = pool(smgr.clone(), 64);
+    // 64 frames shared by 8 readers: one extension pins at most 8.
+    let new = pool.extend_by(rel, MAIN, 70).await.unwrap();
+    assert_eq!(new.len(), 8, "extension was not clamped to the pin share");
+    assert_eq!(new[0].tag().block, 10);
+    assert_eq!(smgr.nblocks(rel, MAIN).await.unwrap(), 18);
+    assert!(new
+        .iter()
+        .all(|b| b.is_valid() && b.read().unwrap().iter().all(|&x| x == 0)));
+    drop(new);
+    // Concurrent extenders get distinct blocks.
+    let (a, b) = tokio::join!(pool.extend_by(rel, MAIN, 3), pool.extend_by(rel, MAIN, 3));
+    let mut blocks: Vec<u32> = a
+        .unwrap()
+        .iter()
+        .chain(b.unwrap().iter())
+        .map(|b| b.tag().block)
+        .collect();
+    blocks.sort_unstable();
+    assert_eq!(blocks, (18..24).collect::<Vec<_>>());
+    assert_eq!(smgr.nblocks(rel, MAIN).await.unwrap(), 24);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_and_lock_does_not_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (smgr, rel) = relation(dir.path(), 10, 12).await;
+    let pool = pool(smgr.clone(), 16);
+    let buffer = pool
+        .read_buffer(rel, MAIN, 4, ReadBufferMode::ZeroAndLock)
+        .await
+        .unwrap();
+    assert!(smgr.reads().is_empty(), "zero-and-lock read the page");
+    {
+        let mut page = buffer.write().unwrap();
+        assert!(page.iter().all(|&b| b == 0));
+        page.copy_from_slice(&common::page(99, 4));
+    }
+    buffer.mark_dirty();
+    pool.flush_buffer(&buffer).await.unwrap();
+    assert_eq!(
+        *smgr.read_block(rel, MAIN, 4).await.unwrap(),
+        common::page(99, 4)[..]
+    );
+    // A page already valid in the pool is returned as it is.
+    let again = pool
+        .read_buffer(rel, MAIN, 4, ReadBufferMode::ZeroAndLock)
+        .await
+        .unwrap();
+    assert_eq!(*again.read().unwrap(), common::page(99, 4)[..]);
+    let other = RelFileLocator::in_database(5, 1);
+    let err = pool
+        .read_buffer(other, MAIN, 0, ReadBufferMode::Normal)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("base/5/1"), "{err}");
+}
