@@ -92,8 +92,11 @@ impl fmt::Debug for BufferPool {
 
 /// What clock sweep found at one frame.
 enum Sweep {
-    /// Pinned or busy: not a candidate.
+    /// Pinned: not a candidate.
     Busy,
+    /// Unpinned but busy with I/O (or its memory still lent): a candidate
+    /// soon.
+    InIo,
     /// Recently used: its usage count was lowered.
     Aged,
     /// Ours now (pinned once by us); holds `dirty` data if true.
@@ -215,13 +218,28 @@ impl PoolInner {
         }
         let frames = self.frames.len();
         let mut fruitless = 0usize;
+        let mut in_io = None;
         loop {
             let frame = (self.clock.fetch_add(1, Ordering::Relaxed) % frames) as u32;
             match self.try_claim(frame, false) {
-                Sweep::Busy => {
+                outcome @ (Sweep::Busy | Sweep::InIo) => {
+                    if let Sweep::InIo = outcome {
+                        in_io = Some(frame);
+                    }
                     fruitless += 1;
                     if fruitless > frames {
-                        return Err(Error::NoUnpinnedBuffers { frames });
+                        match in_io.take() {
+                            // Nothing is free now, but a frame that nobody
+                            // pins is only waiting for its I/O: wait for it
+                            // rather than fail, then sweep again.
+                            Some(waiting) => {
+                                self.frames[waiting as usize]
+                                    .wait_until(|m| m.io == Io::None && !m.lent)
+                                    .await;
+                                fruitless = 0;
+                            }
+                            None => return Err(Error::NoUnpinnedBuffers { frames }),
+                        }
                     }
                 }
                 Sweep::Aged => fruitless = 0,
@@ -229,12 +247,11 @@ impl PoolInner {
                     if dirty {
                         // Write the old page back before reusing the frame.
                         // Another task may pin or dirty it meanwhile; then
-                        // look further.
-                        let written = self.write_back_claimed(frame).await;
-                        if let Err(err) = written {
-                            self.unpin(frame);
-                            return Err(err);
-                        }
+                        // look further. If this future is dropped during
+                        // the write, the guard gives our pin back.
+                        let claim = ClaimGuard { inner: self, frame };
+                        self.write_back_claimed(frame).await?;
+                        std::mem::forget(claim);
                     }
                     if self.unmap_claimed(frame) {
                         if let Some(ring) = strategy.as_deref_mut() {
@@ -251,7 +268,11 @@ impl PoolInner {
     fn try_claim(&self, frame: u32, from_ring: bool) -> Sweep {
         let mut meta = self.frames[frame as usize].meta();
         if !meta.evictable() {
-            return Sweep::Busy;
+            return if meta.pins == 0 {
+                Sweep::InIo
+            } else {
+                Sweep::Busy
+            };
         }
         if from_ring {
             // A ring frame is reused only if nobody else found it useful
@@ -311,6 +332,19 @@ impl PoolInner {
         if meta.usage < MAX_USAGE {
             meta.usage += 1;
         }
+    }
+}
+
+/// Drops the pin clock sweep took on a victim, unless defused with
+/// `mem::forget` once the pin is handed on.
+struct ClaimGuard<'a> {
+    inner: &'a PoolInner,
+    frame: u32,
+}
+
+impl Drop for ClaimGuard<'_> {
+    fn drop(&mut self) {
+        self.inner.unpin(self.frame);
     }
 }
 

@@ -26,7 +26,9 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use smgr_api::{block_run_end, BlockNumber, ForkNumber, PageBuf, RelFileLocator};
+use smgr_api::{
+    block_run_end, BlockNumber, ForkNumber, PageBuf, RelFileLocator, INVALID_BLOCK_NUMBER,
+};
 
 use crate::frame::Io;
 use crate::pool::PoolInner;
@@ -75,8 +77,11 @@ impl BufferPool {
         mut strategy: Option<&mut BufferAccessStrategy>,
     ) -> Result<PreparedRead> {
         let inner = &self.inner;
-        let path = inner.naming.relpath(rel, fork)?;
-        block_run_end(&path, block, 1)?;
+        if block == INVALID_BLOCK_NUMBER {
+            // The path is only built for the error: this is the hit path.
+            let path = inner.naming.relpath(rel, fork)?;
+            block_run_end(&path, block, 1)?;
+        }
         let tag = BufferTag::new(rel, fork, block);
         loop {
             if let Some(found) = self.lookup(tag) {

@@ -84,3 +84,54 @@ async fn a_failed_read_is_retried_by_the_waiter() {
         "the waiter should have read once more"
     );
 }
+
+/// A read dropped while clock sweep writes back its dirty victim must not
+/// leave that victim pinned: afterwards every frame can be used again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_dropped_during_victim_write_back_leaks_no_pin() {
+    let dir = tempfile::tempdir().unwrap();
+    let (smgr, rel) = relation(dir.path(), 16, 13).await;
+    let pool = pool(smgr.clone(), 2);
+    for block in 0..2 {
+        let buffer = pool
+            .read_buffer(rel, MAIN, block, ReadBufferMode::Normal)
+            .await
+            .unwrap();
+        buffer.write().unwrap()[100] = 7;
+        buffer.mark_dirty();
+    }
+    smgr.hold_writes();
+    let reader = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.read_buffer(rel, MAIN, 5, ReadBufferMode::Normal).await }
+    });
+    while smgr.writes() == 0 {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    reader.abort();
+    let _ = reader.await;
+    smgr.release_writes();
+    // Both frames must be pinnable at once: no pin was leaked.
+    let a = tokio::time::timeout(
+        Duration::from_secs(10),
+        pool.read_buffer(rel, MAIN, 6, ReadBufferMode::Normal),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let b = tokio::time::timeout(
+        Duration::from_secs(10),
+        pool.read_buffer(rel, MAIN, 7, ReadBufferMode::Normal),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(*a.read().unwrap(), page(13, 6)[..]);
+    assert_eq!(*b.read().unwrap(), page(13, 7)[..]);
+    // The abandoned write-back finished: the change reached storage.
+    drop((a, b));
+    pool.flush_all().await.unwrap();
+    use smgr_api::SmgrExt;
+    assert_eq!(smgr.read_block(rel, MAIN, 0).await.unwrap()[100], 7);
+    assert_eq!(smgr.read_block(rel, MAIN, 1).await.unwrap()[100], 7);
+}

@@ -27,7 +27,8 @@ pub struct ReadCall {
 ///   recorded) until [`release_reads`](Self::release_reads), so a test can
 ///   have a read truly in flight while it does something else;
 /// - [`fail_reads`](Self::fail_reads) makes the next `n` reads fail with an
-///   I/O error, without touching the buffers' contents.
+///   I/O error, without touching the buffers' contents;
+/// - [`hold_writes`](Self::hold_writes) parks `writev` calls the same way.
 ///
 /// Everything else passes straight through.
 #[derive(Debug)]
@@ -35,11 +36,13 @@ pub struct FaultySmgr {
     inner: Arc<dyn Smgr>,
     state: Mutex<FaultState>,
     gate: watch::Sender<bool>,
+    write_gate: watch::Sender<bool>,
 }
 
 #[derive(Debug, Default)]
 struct FaultState {
     reads: Vec<ReadCall>,
+    writes: usize,
     failures_left: usize,
 }
 
@@ -50,6 +53,7 @@ impl FaultySmgr {
             inner,
             state: Mutex::new(FaultState::default()),
             gate: watch::Sender::new(true),
+            write_gate: watch::Sender::new(true),
         }
     }
 
@@ -75,6 +79,21 @@ impl FaultySmgr {
     /// Lets held and future reads proceed.
     pub fn release_reads(&self) {
         self.gate.send_replace(true);
+    }
+
+    /// From now on, `writev` calls wait before doing any I/O.
+    pub fn hold_writes(&self) {
+        self.write_gate.send_replace(false);
+    }
+
+    /// Lets held and future writes proceed.
+    pub fn release_writes(&self) {
+        self.write_gate.send_replace(true);
+    }
+
+    /// `writev` calls seen so far.
+    pub fn writes(&self) -> usize {
+        self.state().writes
     }
 
     /// The next `n` reads fail with an I/O error.
@@ -148,6 +167,9 @@ impl Smgr for FaultySmgr {
         blocknum: BlockNumber,
         bufs: Vec<PageBuf>,
     ) -> Result<Vec<PageBuf>> {
+        self.state().writes += 1;
+        let mut gate = self.write_gate.subscribe();
+        let _ = gate.wait_for(|open| *open).await;
         self.inner.writev(rel, fork, blocknum, bufs).await
     }
 
