@@ -4,6 +4,7 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::frame::FrameDesc;
 use crate::pool::PoolInner;
 use crate::{BufferTag, Error, Result};
 
@@ -12,8 +13,8 @@ use crate::{BufferTag, Error, Result};
 /// pins again.
 ///
 /// The page is read through [`read`](Self::read) (shared content lock) and
-/// changed through [`write`](Self::write) (exclusive content lock) followed
-/// by [`mark_dirty`](Self::mark_dirty). Content locks are ordinary blocking
+/// changed through [`write`](Self::write) (exclusive content lock), whose
+/// guard's [`PageMut::mark_dirty`] records the change. Content locks are ordinary blocking
 /// locks held for short, synchronous work, as PostgreSQL's are: do not hold
 /// a guard across an `.await`.
 pub struct Buffer {
@@ -55,7 +56,7 @@ impl Buffer {
     }
 
     /// The page, under an exclusive content lock, for changing it. Call
-    /// [`mark_dirty`](Self::mark_dirty) after a change so it gets written.
+    /// [`PageMut::mark_dirty`] after a change so it gets written.
     ///
     /// # Errors
     ///
@@ -66,20 +67,14 @@ impl Buffer {
         self.check_valid()?;
         Ok(PageMut {
             _guard: guard,
+            desc,
             bytes: self.page_slice_mut(),
         })
     }
 
-    /// Records that the page was changed (PostgreSQL's `MarkBufferDirty`):
-    /// it will be written before its frame is reused, or by a flush.
-    pub fn mark_dirty(&self) {
-        let mut meta = self.pool.frames[self.frame as usize].meta();
-        meta.dirty = true;
-        meta.just_dirtied = true;
-    }
-
     fn check_valid(&self) -> Result<()> {
-        if self.pool.frames[self.frame as usize].meta().valid {
+        let meta = self.pool.frames[self.frame as usize].meta();
+        if meta.valid && !meta.lent {
             Ok(())
         } else {
             Err(Error::NotValid {
@@ -150,7 +145,21 @@ impl Deref for PageRef<'_> {
 /// A page under an exclusive content lock.
 pub struct PageMut<'a> {
     _guard: RwLockWriteGuard<'a, ()>,
+    desc: &'a FrameDesc,
     bytes: &'a mut [u8],
+}
+
+impl PageMut<'_> {
+    /// Records that the page was changed (PostgreSQL's `MarkBufferDirty`):
+    /// it will be written before its frame is reused, or by a flush. Only
+    /// possible while holding the exclusive lock, as PostgreSQL requires,
+    /// so a write-back's copy either includes the change or the page stays
+    /// dirty.
+    pub fn mark_dirty(&self) {
+        let mut meta = self.desc.meta();
+        meta.dirty = true;
+        meta.just_dirtied = true;
+    }
 }
 
 impl Deref for PageMut<'_> {

@@ -15,7 +15,7 @@ pub enum Error {
     /// Every frame is pinned (or busy with I/O): nothing can be evicted.
     /// PostgreSQL's "no unpinned buffers available". Pinning fewer buffers
     /// at once, or a larger pool, avoids it.
-    #[error("no unpinned buffers available: all {frames} frames of the pool are pinned or busy")]
+    #[error("no unpinned buffers available: all {frames} frames of the pool are pinned")]
     NoUnpinnedBuffers {
         /// Frames in the pool.
         frames: usize,
@@ -60,12 +60,12 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether retrying may help: a transient storage error, or a pool that
-    /// is momentarily all pinned.
+    /// Whether retrying the same call may help: only a transient storage
+    /// error. `NoUnpinnedBuffers` is not: it clears only when pins are
+    /// dropped, possibly the caller's own.
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Storage(err) => err.is_retryable(),
-            Error::NoUnpinnedBuffers { .. } => true,
             _ => false,
         }
     }

@@ -42,8 +42,10 @@
 //!
 //! // Extend by one page, change it, write it out.
 //! let buffer = pool.extend_by(rel, ForkNumber::Main, 1).await?.remove(0);
-//! buffer.write()?[100] = 42;
-//! buffer.mark_dirty();
+//! let mut page = buffer.write()?;
+//! page[100] = 42;
+//! page.mark_dirty();
+//! drop(page);
 //! pool.flush_buffer(&buffer).await?;
 //! drop(buffer);
 //!

@@ -259,16 +259,23 @@ impl PoolInner {
                         }
                         return Ok(frame);
                     }
-                    fruitless = 0;
+                    // Someone took it back meanwhile: no progress.
+                    fruitless += 1;
                 }
             }
         }
     }
 
     fn try_claim(&self, frame: u32, from_ring: bool) -> Sweep {
-        let mut meta = self.frames[frame as usize].meta();
+        let Some(desc) = self.frames.get(frame as usize) else {
+            // A ring frame number from another pool.
+            return Sweep::Busy;
+        };
+        let mut meta = desc.meta();
         if !meta.evictable() {
-            return if meta.pins == 0 {
+            // Frames in I/O will be free soon, even if pinned by the task
+            // writing them back for eviction.
+            return if meta.pins == 0 || meta.io != Io::None {
                 Sweep::InIo
             } else {
                 Sweep::Busy
@@ -320,8 +327,7 @@ impl PoolInner {
         meta.pins = meta.pins.saturating_sub(1);
     }
 
-    /// Adds one pin to a frame that is already pinned (by the caller) and
-    /// counts a use.
+    /// Adds one pin to a frame that is already pinned (by the caller).
     pub fn pin_again(&self, frame: u32) {
         let mut meta = self.frames[frame as usize].meta();
         meta.pins += 1;

@@ -47,6 +47,9 @@ pub enum ReadBufferMode {
     ZeroOnError,
     /// Do not read: the caller will initialize the page. A page not in the
     /// pool comes back zeroed and valid; lock it with `Buffer::write`.
+    /// Unlike PostgreSQL's `RBM_ZERO_AND_LOCK`, the page is not locked on
+    /// return: another task could see the zeros before the caller's
+    /// `write()`, so use it for pages nobody else knows about yet.
     ZeroAndLock,
 }
 
@@ -153,16 +156,21 @@ impl BufferPool {
     ///
     /// A storage error, or [`smgr_api::Error::CorruptPage`] (inside
     /// [`Error::Storage`]) naming the relation path and block of a page
-    /// that fails verification in [`ReadBufferMode::Normal`]. Pages read
-    /// before the error stay valid; the failed page and the ones after it
-    /// are left not valid, for a later read to retry.
+    /// that fails verification in [`ReadBufferMode::Normal`]. In the
+    /// `readv` that met it, the pages that verified become valid and the
+    /// failed one does not; later runs of `buffers` are not read. Pages
+    /// left not valid are read again by the next reader.
+    ///
+    /// With [`ReadBufferMode::ZeroOnError`] a damaged page becomes a valid
+    /// page of zeros for every reader of the pool, as PostgreSQL's
+    /// `zero_damaged_pages` does.
     ///
     /// # Cancel safety
     ///
     /// Dropping the future never leaves a frame stuck: a `readv` already
     /// started finishes in the background and its pages become valid.
     pub async fn complete_read(&self, buffers: &[Buffer], mode: ReadBufferMode) -> Result<()> {
-        check_run(buffers)?;
+        check_run(&self.inner, buffers)?;
         let mut i = 0;
         while i < buffers.len() {
             if !self.start_read_io(&buffers[i], true).await {
@@ -291,6 +299,11 @@ async fn read_and_verify(
     let n = pages.len();
     let bytes = (n * inner.block_size.bytes()) as u64;
     Counters::add(&inner.stats.read_calls, 1);
+    let expected: Vec<usize> = guard
+        .frames
+        .iter()
+        .map(|&f| inner.memory.frame_ptr(f as usize).as_ptr() as usize)
+        .collect();
     let pages = match inner
         .smgr
         .readv(first.rel, first.fork, first.block, pages)
@@ -302,6 +315,27 @@ async fn read_and_verify(
             return Err(err.into());
         }
     };
+    // `Smgr` is a safe trait: a faulty backend could hand back other
+    // buffers, fewer of them, or keep one of ours. Only pages that really
+    // are our frames may become valid (and `publish` also refuses a frame
+    // still lent).
+    if pages.len() != n
+        || pages
+            .iter()
+            .zip(&expected)
+            .any(|(page, &addr)| page.as_ptr() as usize != addr)
+    {
+        drop(pages);
+        guard.finish(&vec![false; n]);
+        return Err(Error::Storage(smgr_api::Error::io(
+            "read",
+            inner
+                .naming
+                .relpath(first.rel, first.fork)
+                .unwrap_or_else(|_| first.rel.to_string()),
+            std::io::Error::other("the storage manager did not return the buffers it was given"),
+        )));
+    }
     Counters::add(&inner.stats.blocks_read, n as u64);
     Counters::add(&inner.stats.bytes_read, bytes);
     let mut ok = vec![true; n];
@@ -318,7 +352,10 @@ async fn read_and_verify(
                 ok[k] = false;
                 if first_error.is_none() {
                     first_error = Some(Error::Storage(smgr_api::Error::CorruptPage {
-                        path: inner.naming.relpath(first.rel, first.fork)?,
+                        path: inner
+                            .naming
+                            .relpath(first.rel, first.fork)
+                            .unwrap_or_else(|_| first.rel.to_string()),
                         block,
                         detail,
                     }));
@@ -338,7 +375,7 @@ async fn read_and_verify(
 /// it marks every frame failed, so no frame stays in I/O forever.
 pub(crate) struct IoGuard {
     inner: Arc<PoolInner>,
-    frames: Vec<u32>,
+    pub(crate) frames: Vec<u32>,
 }
 
 impl IoGuard {
@@ -358,8 +395,9 @@ impl IoGuard {
         {
             let mut meta = desc.meta();
             meta.io = Io::None;
-            meta.valid = ok;
-            meta.io_error = !ok;
+            // Never valid while an I/O may still hold the memory.
+            meta.valid = ok && !meta.lent;
+            meta.io_error = !meta.valid;
         }
         desc.io_done.notify_waiters();
     }
@@ -420,11 +458,16 @@ impl<T: Send + 'static> Drop for Detached<T> {
     }
 }
 
-fn check_run(buffers: &[Buffer]) -> Result<()> {
+fn check_run(inner: &Arc<PoolInner>, buffers: &[Buffer]) -> Result<()> {
     let Some(first) = buffers.first() else {
         return Ok(());
     };
     for (i, buffer) in buffers.iter().enumerate() {
+        if !Arc::ptr_eq(&buffer.pool, inner) {
+            return Err(Error::NotARun {
+                detail: format!("buffer {i} ({}) belongs to another pool", buffer.tag),
+            });
+        }
         let tag = buffer.tag;
         if tag.rel != first.tag.rel
             || tag.fork != first.tag.fork

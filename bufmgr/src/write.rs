@@ -19,6 +19,11 @@ use crate::{Buffer, BufferPool, BufferTag, ReadBufferMode, Result};
 impl BufferPool {
     /// Writes the buffer's page if it is dirty.
     pub async fn flush_buffer(&self, buffer: &Buffer) -> Result<()> {
+        if !Arc::ptr_eq(&buffer.pool, &self.inner) {
+            return Err(crate::Error::NotARun {
+                detail: format!("{} belongs to another pool", buffer.tag),
+            });
+        }
         self.inner
             .write_frames(vec![(buffer.tag, buffer.frame)])
             .await
@@ -51,6 +56,9 @@ impl BufferPool {
         fork: ForkNumber,
         count: BlockNumber,
     ) -> Result<Vec<Buffer>> {
+        if count == 0 {
+            return Ok(Vec::new());
+        }
         let count = self.limit_additional_pins(0, count as usize) as BlockNumber;
         let _extension = self.inner.extension.lock().await;
         let smgr = &self.inner.smgr;
@@ -63,7 +71,11 @@ impl BufferPool {
                 // A page of this number from before a truncation the pool
                 // did not see; storage now holds zeros, so must the pool.
                 tracing::warn!(page = %prepared.buffer.tag(), "stale page found beyond the end of the relation; zeroing it");
-                prepared.buffer.write()?.fill(0);
+                // Dirty, so that zeros also replace whatever write of the
+                // stale page may still reach storage.
+                let mut page = prepared.buffer.write()?;
+                page.fill(0);
+                page.mark_dirty();
             } else {
                 self.zero_fill(&prepared.buffer).await;
             }

@@ -20,8 +20,10 @@ async fn dirty_victims_are_written_before_reuse() {
             .read_buffer(rel, MAIN, block, ReadBufferMode::Normal)
             .await
             .unwrap();
-        buffer.write().unwrap()[500] = 0xA0 + block as u8;
-        buffer.mark_dirty();
+        let mut page = buffer.write().unwrap();
+        page[500] = 0xA0 + block as u8;
+        page.mark_dirty();
+        drop(page);
     }
     assert_eq!(pool.stats().blocks_written, 0);
     // Reading 8 other blocks through an 8-frame pool evicts every one.

@@ -41,6 +41,13 @@ async fn a_dropped_read_does_not_wedge_its_frames() {
         .expect("re-read hung: frame stuck in I/O")
         .unwrap();
         assert_eq!(*again.read().unwrap(), page(6, block)[..], "round {round}");
+        // The abandoned read was finished by the pool, not thrown away: the
+        // re-read found (or waited for) it and issued no read of its own.
+        assert_eq!(
+            smgr.reads().len(),
+            round as usize + 1,
+            "round {round}: the abandoned read was cancelled"
+        );
     }
     // The abandoned reads finished in the background; the pool works on.
     for block in 0..32 {
@@ -71,6 +78,7 @@ async fn a_failed_read_is_retried_by_the_waiter() {
         async move { pool.read_buffer(rel, MAIN, 2, ReadBufferMode::Normal).await }
     });
     tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(!second.is_finished(), "the second reader did not wait");
     smgr.release_reads();
     assert!(
         first.await.unwrap().is_err(),
@@ -97,8 +105,10 @@ async fn a_read_dropped_during_victim_write_back_leaks_no_pin() {
             .read_buffer(rel, MAIN, block, ReadBufferMode::Normal)
             .await
             .unwrap();
-        buffer.write().unwrap()[100] = 7;
-        buffer.mark_dirty();
+        let mut page = buffer.write().unwrap();
+        page[100] = 7;
+        page.mark_dirty();
+        drop(page);
     }
     smgr.hold_writes();
     let reader = tokio::spawn({

@@ -128,8 +128,8 @@ async fn run(seed: u64) {
                             let mut page = buffer.write().unwrap();
                             let counter = check(&page, block);
                             fill(&mut page, block, counter + 1);
+                            page.mark_dirty();
                         }
-                        buffer.mark_dirty();
                         drop(buffer);
                         model[block as usize].fetch_add(1, Ordering::SeqCst);
                     }

@@ -21,8 +21,10 @@ async fn flushes_combine_consecutive_dirty_pages() {
             .read_buffer(rel, MAIN, block, ReadBufferMode::Normal)
             .await
             .unwrap();
-        buffer.write().unwrap()[300] = 0x5A;
-        buffer.mark_dirty();
+        let mut page = buffer.write().unwrap();
+        page[300] = 0x5A;
+        page.mark_dirty();
+        drop(page);
         assert!(buffer.is_dirty());
     }
     pool.flush_relation(rel, MAIN).await.unwrap();
@@ -47,8 +49,10 @@ async fn flushes_combine_consecutive_dirty_pages() {
         .await
         .unwrap();
     assert!(!one.is_dirty());
-    one.write().unwrap()[1] = 1;
-    one.mark_dirty();
+    let mut page = one.write().unwrap();
+    page[1] = 1;
+    page.mark_dirty();
+    drop(page);
     pool.flush_buffer(&one).await.unwrap();
     assert!(!one.is_dirty());
     assert_eq!(pool.stats().blocks_written, 14);
@@ -95,8 +99,8 @@ async fn zero_and_lock_does_not_read() {
         let mut page = buffer.write().unwrap();
         assert!(page.iter().all(|&b| b == 0));
         page.copy_from_slice(&common::page(99, 4));
+        page.mark_dirty();
     }
-    buffer.mark_dirty();
     pool.flush_buffer(&buffer).await.unwrap();
     assert_eq!(
         *smgr.read_block(rel, MAIN, 4).await.unwrap(),
@@ -114,4 +118,54 @@ async fn zero_and_lock_does_not_read() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("base/5/1"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extending_by_zero_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (smgr, rel) = relation(dir.path(), 5, 16).await;
+    let pool = pool(smgr.clone(), 16);
+    assert!(pool.extend_by(rel, MAIN, 0).await.unwrap().is_empty());
+    assert_eq!(smgr.nblocks(rel, MAIN).await.unwrap(), 5);
+}
+
+/// A change made while the page's write-back is in flight keeps the page
+/// dirty: the write carried the old copy (PostgreSQL's BM_JUST_DIRTIED).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_change_during_write_back_stays_dirty() {
+    let dir = tempfile::tempdir().unwrap();
+    let (smgr, rel) = relation(dir.path(), 5, 17).await;
+    let pool = pool(smgr.clone(), 16);
+    let buffer = pool
+        .read_buffer(rel, MAIN, 1, ReadBufferMode::Normal)
+        .await
+        .unwrap();
+    {
+        let mut page = buffer.write().unwrap();
+        page[200] = 1;
+        page.mark_dirty();
+    }
+    smgr.hold_writes();
+    let flush = tokio::spawn({
+        let pool = pool.clone();
+        async move { pool.flush_relation(rel, MAIN).await }
+    });
+    while smgr.writes() == 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    {
+        let mut page = buffer.write().unwrap();
+        page[200] = 2;
+        page.mark_dirty();
+    }
+    smgr.release_writes();
+    flush.await.unwrap().unwrap();
+    assert!(
+        buffer.is_dirty(),
+        "a change made during the write was forgotten"
+    );
+    assert_eq!(smgr.read_block(rel, MAIN, 1).await.unwrap()[200], 1);
+    pool.flush_buffer(&buffer).await.unwrap();
+    assert!(!buffer.is_dirty());
+    assert_eq!(smgr.read_block(rel, MAIN, 1).await.unwrap()[200], 2);
 }

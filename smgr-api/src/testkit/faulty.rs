@@ -44,6 +44,7 @@ struct FaultState {
     reads: Vec<ReadCall>,
     writes: usize,
     failures_left: usize,
+    foreign_left: usize,
 }
 
 impl FaultySmgr {
@@ -96,6 +97,12 @@ impl FaultySmgr {
         self.state().writes
     }
 
+    /// The next `n` reads behave like a buggy backend: they fill the given
+    /// buffers but hand back heap copies instead (dropping the originals).
+    pub fn return_foreign_buffers(&self, n: usize) {
+        self.state().foreign_left = n;
+    }
+
     /// The next `n` reads fail with an I/O error.
     pub fn fail_reads(&self, n: usize) {
         self.state().failures_left = n;
@@ -145,8 +152,11 @@ impl Smgr for FaultySmgr {
             });
             let fail = state.failures_left > 0;
             state.failures_left = state.failures_left.saturating_sub(1);
-            fail
+            let foreign = state.foreign_left > 0;
+            state.foreign_left = state.foreign_left.saturating_sub(1);
+            (fail, foreign)
         };
+        let (fail, foreign) = fail;
         let mut gate = self.gate.subscribe();
         // The sender lives as long as `self`, so this cannot fail.
         let _ = gate.wait_for(|open| *open).await;
@@ -157,7 +167,11 @@ impl Smgr for FaultySmgr {
                 std::io::Error::other("injected read failure"),
             ));
         }
-        self.inner.readv(rel, fork, blocknum, bufs).await
+        let bufs = self.inner.readv(rel, fork, blocknum, bufs).await?;
+        if foreign {
+            return Ok(bufs.iter().map(|buf| PageBuf::copy_from(buf)).collect());
+        }
+        Ok(bufs)
     }
 
     async fn writev(
