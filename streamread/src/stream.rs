@@ -355,9 +355,18 @@ impl<D: Default + Send + 'static> ReadStream<D> {
                 }
             }
         }
-        // Nothing more will join the open run now (the distance is reached
-        // or the source ended): start it, so its I/O overlaps.
-        self.close_pending().await;
+        // Start the open run early only if it cannot grow any more (the
+        // source ended, or it fills the whole distance) or nothing else is
+        // queued ahead of it (the caller needs it next). Otherwise it keeps
+        // growing as the caller frees room, so reads stay full-sized.
+        let pending = self.pending.as_ref().map_or(0, |run| run.buffers.len());
+        if pending > 0
+            && (self.source_done
+                || pending == self.queue.len()
+                || pending >= self.target_distance())
+        {
+            self.close_pending().await;
+        }
         self.start_waiting();
         Ok(())
     }
