@@ -231,6 +231,31 @@ impl<D: Default + Send + 'static> ReadStream<D> {
     /// Dropping this future loses nothing: the entry it was waiting for
     /// stays at the front of the queue.
     pub async fn next_buffer(&mut self) -> Result<Option<(Buffer, D)>, Error> {
+        // Fast path for a settled, fully cached stream: nothing queued or
+        // in flight and a distance of one; a hit goes straight back.
+        if self.queue.is_empty()
+            && self.pending.is_none()
+            && self.waiting.is_empty()
+            && self.in_flight.is_empty()
+            && !self.source_done
+            && self.target_distance() <= 1
+        {
+            let mut data = D::default();
+            let Some(block) = (self.source)(&mut data) else {
+                self.source_done = true;
+                return Ok(None);
+            };
+            let prepared = self
+                .pool
+                .prepare_read(self.rel, self.fork, block, self.strategy.as_mut())
+                .await?;
+            self.counters.block(prepared.hit);
+            if prepared.hit {
+                self.note_hit();
+                return Ok(Some((prepared.buffer, data)));
+            }
+            self.admit_miss(block, prepared.buffer, data).await;
+        }
         self.look_ahead().await?;
         loop {
             let Some(front) = self.queue.front_mut() else {
@@ -322,38 +347,10 @@ impl<D: Default + Send + 'static> ReadStream<D> {
                     data,
                     slot: Slot::Ready(prepared.buffer),
                 });
-                self.hits_since_io += 1;
-                self.blocks_since_miss = self.blocks_since_miss.saturating_add(1);
-                if self.hits_since_io > self.distance && self.distance > 1 {
-                    self.distance -= 1;
-                }
+                self.note_hit();
                 continue;
             }
-            self.hits_since_io = 0;
-            self.blocks_since_miss = 0;
-            let extends = self.pending.as_ref().is_some_and(|run| {
-                run.buffers.len() < self.combine
-                    && u64::from(run.first) + run.buffers.len() as u64 == u64::from(block)
-            });
-            if !extends {
-                self.close_pending().await;
-                self.pending = Some(Run {
-                    id: self.next_run,
-                    first: block,
-                    buffers: Vec::with_capacity(self.combine),
-                });
-                self.next_run += 1;
-            }
-            if let Some(run) = self.pending.as_mut() {
-                run.buffers.push(prepared.buffer);
-                self.queue.push_back(Entry {
-                    data,
-                    slot: Slot::InRun(run.id),
-                });
-                if run.buffers.len() == self.combine {
-                    self.close_pending().await;
-                }
-            }
+            self.admit_miss(block, prepared.buffer, data).await;
         }
         // Start the open run early only if it cannot grow any more (the
         // source ended, or it fills the whole distance) or nothing else is
@@ -369,6 +366,46 @@ impl<D: Default + Send + 'static> ReadStream<D> {
         }
         self.start_waiting();
         Ok(())
+    }
+
+    /// Distance bookkeeping for a hit: decay by one, but only once a whole
+    /// distance of blocks has gone by without any I/O.
+    fn note_hit(&mut self) {
+        self.hits_since_io += 1;
+        self.blocks_since_miss = self.blocks_since_miss.saturating_add(1);
+        if self.hits_since_io > self.distance && self.distance > 1 {
+            self.distance -= 1;
+        }
+    }
+
+    /// Queues a pinned miss: it joins the open run if it is the next block
+    /// and the run has room, else it opens a new run.
+    async fn admit_miss(&mut self, block: BlockNumber, buffer: Buffer, data: D) {
+        self.hits_since_io = 0;
+        self.blocks_since_miss = 0;
+        let extends = self.pending.as_ref().is_some_and(|run| {
+            run.buffers.len() < self.combine
+                && u64::from(run.first) + run.buffers.len() as u64 == u64::from(block)
+        });
+        if !extends {
+            self.close_pending().await;
+            self.pending = Some(Run {
+                id: self.next_run,
+                first: block,
+                buffers: Vec::with_capacity(self.combine),
+            });
+            self.next_run += 1;
+        }
+        if let Some(run) = self.pending.as_mut() {
+            run.buffers.push(buffer);
+            self.queue.push_back(Entry {
+                data,
+                slot: Slot::InRun(run.id),
+            });
+            if run.buffers.len() == self.combine {
+                self.close_pending().await;
+            }
+        }
     }
 
     /// Closes the open run: advice if useful, then queue it to start.
