@@ -265,6 +265,13 @@ impl<D: Default + Send + 'static> ReadStream<D> {
                 Slot::Ready(_) | Slot::Failed(_) => break,
                 Slot::InRun(id) => {
                     let id = *id;
+                    if !self.run_ready(id) {
+                        // About to wait for I/O: the look-ahead was too
+                        // short. Lengthen it and start more reads first,
+                        // so they overlap the one we wait for.
+                        self.distance = (self.distance * 2).min(self.pin_budget().max(1));
+                        self.look_ahead().await?;
+                    }
                     self.finish_run(id).await;
                 }
                 Slot::Retry(buffer) => {
@@ -464,6 +471,13 @@ impl<D: Default + Send + 'static> ReadStream<D> {
         }
     }
 
+    /// Whether run `id` has finished reading.
+    fn run_ready(&self, id: u64) -> bool {
+        self.in_flight
+            .iter()
+            .any(|read| read.id == id && read.handle.is_finished())
+    }
+
     /// Waits for run `id` (starting it first if it has not started) and
     /// hands its buffers to its entries.
     async fn finish_run(&mut self, id: u64) {
@@ -493,8 +507,6 @@ impl<D: Default + Send + 'static> ReadStream<D> {
         let outcome = read.handle.await;
         if blocked {
             self.counters.waited(started.elapsed());
-            // The read was not ready when needed: look further ahead.
-            self.distance = (self.distance * 2).min(self.pin_budget().max(1));
         }
         self.distribute(id, outcome);
         self.start_waiting();
