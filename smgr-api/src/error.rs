@@ -134,6 +134,18 @@ pub enum Error {
         source: io::Error,
     },
 
+    /// The stored object changed underneath the operation: another writer
+    /// replaced it (a conditional put failed), or it changed between the
+    /// ranged reads of one request. Nothing was written or returned; the
+    /// caller may re-read and try again.
+    #[error("conflict on {path}: {detail}")]
+    Conflict {
+        /// The object key or file.
+        path: String,
+        /// What changed.
+        detail: &'static str,
+    },
+
     /// A write to a backend opened read-only.
     #[error("cannot {op} relation {path}: the storage manager is read-only")]
     ReadOnly {

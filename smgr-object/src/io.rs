@@ -1,0 +1,171 @@
+//! Ranged reads with single flight, and segment rewrites.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+use object_store::path::Path;
+use object_store::{
+    GetOptions, GetRange, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
+};
+use smgr_api::{Error, ForkNumber, RelFileLocator, Result};
+
+use crate::meta::{join, SegmentMeta};
+use crate::Inner;
+
+/// What the prefetch cache is keyed by: the object, its version, the range.
+/// Bytes of another version can never be served for a read that expects
+/// this one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct RangeKey {
+    pub key: String,
+    pub e_tag: Option<String>,
+    pub start: u64,
+    pub end: u64,
+}
+
+impl Inner {
+    /// The object key of a segment.
+    pub fn key(&self, rel: RelFileLocator, fork: ForkNumber, segno: u32) -> Result<String> {
+        Ok(join(
+            &self.prefix,
+            &self.opts.naming.segment_path(rel, fork, segno)?,
+        ))
+    }
+
+    /// One ranged GET of `range` of a segment at the version `seg` names.
+    pub async fn get_range(
+        &self,
+        key: &str,
+        seg: &SegmentMeta,
+        range: Range<u64>,
+    ) -> Result<Bytes> {
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range.clone())),
+            if_match: seg.e_tag.clone(),
+            version: seg.version.clone(),
+            ..GetOptions::default()
+        };
+        let path = Path::from(key);
+        let result = self
+            .store
+            .get_opts(&path, options)
+            .await
+            .map_err(|err| crate::error::from_store("read", key, err))?;
+        let bytes = result
+            .bytes()
+            .await
+            .map_err(|err| crate::error::from_store("read", key, err))?;
+        let expected = range.end - range.start;
+        if bytes.len() as u64 != expected {
+            return Err(Error::ShortRead {
+                path: key.to_owned(),
+                first: 0,
+                last: 0,
+                read: bytes.len() as u64,
+                expected,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// `get_range` through the prefetch cache: a GET already started by
+    /// `prefetch` for the same range and version is joined (single flight)
+    /// and its bytes are taken out of the cache; otherwise this is the GET.
+    pub async fn fetch(&self, key: &str, seg: &SegmentMeta, range: Range<u64>) -> Result<Bytes> {
+        let cache_key = RangeKey {
+            key: key.to_owned(),
+            e_tag: seg.e_tag.clone(),
+            start: range.start,
+            end: range.end,
+        };
+        let result = self
+            .prefetched
+            .try_get_with(cache_key.clone(), self.get_range(key, seg, range))
+            .await;
+        self.prefetched.invalidate(&cache_key).await;
+        result.map_err(|err| copy_error(&err))
+    }
+
+    /// The whole segment object at the version `seg` names.
+    pub async fn get_all(&self, key: &str, seg: &SegmentMeta) -> Result<Vec<u8>> {
+        if seg.size == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self.get_range(key, seg, 0..seg.size).await?.to_vec())
+    }
+
+    /// Writes a segment object: creating it if `old` is `None`, else
+    /// replacing exactly the version `old` names (when the store supports
+    /// conditional puts), so a concurrent writer is an error, not a loss.
+    pub async fn put_segment(
+        &self,
+        key: &str,
+        old: Option<&SegmentMeta>,
+        data: Vec<u8>,
+    ) -> Result<SegmentMeta> {
+        let size = data.len() as u64;
+        let mode = match (self.opts.conditional_writes, old) {
+            (false, _) => PutMode::Overwrite,
+            (true, None) => PutMode::Create,
+            (true, Some(old)) if old.e_tag.is_some() => PutMode::Update(UpdateVersion {
+                e_tag: old.e_tag.clone(),
+                version: old.version.clone(),
+            }),
+            (true, Some(_)) => PutMode::Overwrite,
+        };
+        let result = self
+            .store
+            .put_opts(
+                &Path::from(key),
+                PutPayload::from(data),
+                PutOptions {
+                    mode,
+                    ..PutOptions::default()
+                },
+            )
+            .await
+            .map_err(|err| crate::error::from_store("write", key, err))?;
+        Ok(SegmentMeta {
+            size,
+            e_tag: result.e_tag,
+            version: result.version,
+        })
+    }
+
+    /// Deletes a segment object; a missing one is fine.
+    pub async fn delete_segment(&self, key: &str) -> Result<()> {
+        match self.store.delete(&Path::from(key)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(err) => Err(crate::error::from_store("delete", key, err)),
+        }
+    }
+}
+
+/// The shared error of a joined request, rebuilt for this caller.
+fn copy_error(err: &Error) -> Error {
+    match err {
+        Error::NotFound { path } => Error::NotFound { path: path.clone() },
+        Error::Conflict { path, detail } => Error::Conflict {
+            path: path.clone(),
+            detail,
+        },
+        Error::ShortRead {
+            path,
+            first,
+            last,
+            read,
+            expected,
+        } => Error::ShortRead {
+            path: path.clone(),
+            first: *first,
+            last: *last,
+            read: *read,
+            expected: *expected,
+        },
+        other => Error::io(
+            "read",
+            "prefetched range",
+            std::io::Error::other(other.to_string()),
+        ),
+    }
+}

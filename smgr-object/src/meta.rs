@@ -1,0 +1,234 @@
+//! What the backend knows about each fork's segment objects.
+//!
+//! A fork's segments are learnt by listing its directory once (one LIST
+//! fills the cache for every fork in that directory, so scanning a whole
+//! database costs one LIST per directory), then kept current by the
+//! backend's own writes. Each segment's ETag pins the version every read
+//! of it must see.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::ObjectStore;
+use smgr_api::{BlockNumber, Error, ForkNumber, RelFileLocator, Result, MAX_BLOCK_NUMBER};
+
+use crate::options::ObjectOptions;
+
+/// One segment object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentMeta {
+    pub size: u64,
+    pub e_tag: Option<String>,
+    pub version: Option<String>,
+}
+
+/// A fork's segment objects, segment 0 first.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ForkMeta {
+    pub segments: Vec<SegmentMeta>,
+}
+
+impl ForkMeta {
+    /// Whole blocks in the fork.
+    pub fn nblocks(&self, opts: &ObjectOptions) -> u64 {
+        let bs = u64::from(opts.block_size.get());
+        self.segments.iter().map(|s| s.size / bs).sum()
+    }
+}
+
+#[derive(Default)]
+struct State {
+    forks: HashMap<(RelFileLocator, ForkNumber), ForkMeta>,
+    listed: HashSet<String>,
+}
+
+#[derive(Default)]
+pub(crate) struct MetaCache {
+    state: Mutex<State>,
+}
+
+impl MetaCache {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The fork's segments, listing its directory if not known yet.
+    /// `Ok(None)` if the fork does not exist.
+    pub async fn get(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        opts: &ObjectOptions,
+        prefix: &str,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+    ) -> Result<Option<ForkMeta>> {
+        let relpath = opts.naming.relpath(rel, fork)?;
+        let dir = relpath
+            .rsplit_once('/')
+            .map(|(d, _)| d.to_owned())
+            .unwrap_or_default();
+        {
+            let state = self.state();
+            if let Some(meta) = state.forks.get(&(rel, fork)) {
+                return Ok(Some(meta.clone()));
+            }
+            if state.listed.contains(&dir) {
+                return Ok(None);
+            }
+        }
+        self.list_dir(store, opts, prefix, &dir).await?;
+        Ok(self.state().forks.get(&(rel, fork)).cloned())
+    }
+
+    /// Lists one directory and records every fork found in it.
+    async fn list_dir(
+        &self,
+        store: &Arc<dyn ObjectStore>,
+        opts: &ObjectOptions,
+        prefix: &str,
+        dir: &str,
+    ) -> Result<()> {
+        let dir_path = Path::from(join(prefix, dir));
+        let objects: Vec<object_store::ObjectMeta> = store
+            .list(Some(&dir_path))
+            .try_collect()
+            .await
+            .map_err(|err| crate::error::from_store("list", dir_path.as_ref(), err))?;
+        let mut found: HashMap<(RelFileLocator, ForkNumber), Vec<(u32, SegmentMeta)>> =
+            HashMap::new();
+        for object in objects {
+            let key = object.location.as_ref();
+            let relative = key
+                .strip_prefix(prefix)
+                .map(|k| k.trim_start_matches('/'))
+                .unwrap_or(key);
+            // Only direct children that are relation segments.
+            let Some((parent, _)) = relative.rsplit_once('/') else {
+                continue;
+            };
+            if parent != dir {
+                continue;
+            }
+            let Ok(seg) = opts.naming.parse(relative) else {
+                continue;
+            };
+            found.entry((seg.locator, seg.fork)).or_default().push((
+                seg.segno,
+                SegmentMeta {
+                    size: object.size,
+                    e_tag: object.e_tag,
+                    version: object.version,
+                },
+            ));
+        }
+        let mut forks = HashMap::new();
+        for ((rel, fork), mut segments) in found {
+            segments.sort_by_key(|(segno, _)| *segno);
+            forks.insert(
+                (rel, fork),
+                shape(opts, &opts.naming.relpath(rel, fork)?, segments)?,
+            );
+        }
+        let mut state = self.state();
+        for (key, meta) in forks {
+            state.forks.entry(key).or_insert(meta);
+        }
+        state.listed.insert(dir.to_owned());
+        Ok(())
+    }
+
+    /// Records a fork's segments after our own write.
+    pub fn set(&self, rel: RelFileLocator, fork: ForkNumber, meta: Option<ForkMeta>) {
+        let mut state = self.state();
+        match meta {
+            Some(meta) => {
+                state.forks.insert((rel, fork), meta);
+            }
+            None => {
+                state.forks.remove(&(rel, fork));
+            }
+        }
+    }
+
+    /// Forgets everything: the next access lists again.
+    pub fn clear(&self) {
+        let mut state = self.state();
+        state.forks.clear();
+        state.listed.clear();
+    }
+}
+
+/// Checks that listed segments form a fork: segment 0 present, numbers
+/// consecutive, every segment but the last full; empty trailing segments
+/// (PostgreSQL leaves them after truncation) are dropped.
+fn shape(
+    opts: &ObjectOptions,
+    relpath: &str,
+    segments: Vec<(u32, SegmentMeta)>,
+) -> Result<ForkMeta> {
+    let full = opts.segment_bytes();
+    let mut out: Vec<SegmentMeta> = Vec::with_capacity(segments.len());
+    let mut short_at: Option<(u32, u64)> = None;
+    for (expected, (segno, meta)) in segments.into_iter().enumerate() {
+        let corrupt = |detail| Error::CorruptSegment {
+            path: format!("{relpath}.{segno}"),
+            segno,
+            segment_blocks_found: meta.size / u64::from(opts.block_size.get()),
+            detail,
+        };
+        if meta.size > full {
+            return Err(corrupt(", more than a segment holds"));
+        }
+        if segno as usize != expected {
+            if meta.size == 0 {
+                continue;
+            }
+            return Err(corrupt(" but the segment before it is missing"));
+        }
+        if let Some((short, blocks)) = short_at {
+            if meta.size > 0 {
+                return Err(Error::CorruptSegment {
+                    path: if short == 0 {
+                        relpath.to_owned()
+                    } else {
+                        format!("{relpath}.{short}")
+                    },
+                    segno: short,
+                    segment_blocks_found: blocks,
+                    detail: " but a later segment is not empty",
+                });
+            }
+            continue;
+        }
+        if meta.size < full {
+            short_at = Some((segno, meta.size / u64::from(opts.block_size.get())));
+        }
+        out.push(meta);
+    }
+    let meta = ForkMeta { segments: out };
+    if meta.nblocks(opts) > u64::from(MAX_BLOCK_NUMBER) + 1 {
+        return Err(Error::CorruptSegment {
+            path: relpath.to_owned(),
+            segno: 0,
+            segment_blocks_found: meta.nblocks(opts),
+            detail: ", making the fork larger than the largest block number allows",
+        });
+    }
+    Ok(meta)
+}
+
+/// `prefix/rest`, or `rest` without a prefix.
+pub(crate) fn join(prefix: &str, rest: &str) -> String {
+    if prefix.is_empty() {
+        rest.to_owned()
+    } else {
+        format!("{prefix}/{rest}")
+    }
+}
+
+/// The block count as a `BlockNumber` (the shape check bounds it).
+pub(crate) fn nblocks32(meta: &ForkMeta, opts: &ObjectOptions) -> BlockNumber {
+    meta.nblocks(opts) as BlockNumber
+}

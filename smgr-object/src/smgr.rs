@@ -1,0 +1,470 @@
+//! The `Smgr` implementation: reads, prefetch, and segment rewrites.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use smgr_api::{
+    block_run_end, BlockNumber, BlockSize, Error, ForkNumber, PageBuf, RelFileLocator, Result, Smgr,
+};
+
+use crate::meta::{nblocks32, ForkMeta};
+use crate::{Inner, ObjectSmgr};
+
+/// The part of a block run inside one segment object.
+#[derive(Clone, Copy)]
+struct Piece {
+    segno: u32,
+    seg_block: u64,
+    first_index: usize,
+    count: usize,
+}
+
+impl Inner {
+    fn pieces(&self, first: BlockNumber, count: usize) -> impl Iterator<Item = Piece> {
+        let seg = u64::from(self.opts.segment_blocks);
+        let mut index = 0usize;
+        std::iter::from_fn(move || {
+            if index >= count {
+                return None;
+            }
+            let block = u64::from(first) + index as u64;
+            let seg_block = block % seg;
+            let n = ((seg - seg_block) as usize).min(count - index);
+            let piece = Piece {
+                segno: (block / seg) as u32,
+                seg_block,
+                first_index: index,
+                count: n,
+            };
+            index += n;
+            Some(piece)
+        })
+    }
+
+    fn bs(&self) -> u64 {
+        u64::from(self.opts.block_size.get())
+    }
+
+    async fn fork(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<Option<ForkMeta>> {
+        self.meta
+            .get(&self.store, &self.opts, &self.prefix, rel, fork)
+            .await
+    }
+
+    async fn fork_required(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<ForkMeta> {
+        match self.fork(rel, fork).await? {
+            Some(meta) => Ok(meta),
+            None => Err(Error::NotFound {
+                path: self.opts.naming.relpath(rel, fork)?,
+            }),
+        }
+    }
+
+    fn check_bufs(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        first: BlockNumber,
+        bufs: &[PageBuf],
+    ) -> Result<()> {
+        let path = self.opts.naming.relpath(rel, fork)?;
+        block_run_end(&path, first, bufs.len())?;
+        let expected = self.opts.block_size.bytes();
+        match bufs.iter().position(|b| b.len() != expected) {
+            Some(index) => Err(Error::BufferSize {
+                path,
+                index,
+                actual: bufs[index].len(),
+                expected,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// One attempt at a read with the metadata as cached.
+    async fn read_once(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        first: BlockNumber,
+        bufs: &mut [PageBuf],
+    ) -> Result<()> {
+        let meta = self.fork_required(rel, fork).await?;
+        let nblocks = meta.nblocks(&self.opts);
+        let end = u64::from(first) + bufs.len() as u64;
+        if end > nblocks {
+            let seg = (nblocks.max(1) - 1) / u64::from(self.opts.segment_blocks);
+            return Err(Error::ShortRead {
+                path: self.key(rel, fork, seg as u32)?,
+                first,
+                last: first + (bufs.len() as BlockNumber - 1),
+                read: nblocks.saturating_sub(u64::from(first)) * self.bs(),
+                expected: bufs.len() as u64 * self.bs(),
+            });
+        }
+        let bs = self.bs();
+        for piece in self.pieces(first, bufs.len()) {
+            let seg = &meta.segments[piece.segno as usize];
+            let key = self.key(rel, fork, piece.segno)?;
+            let start = piece.seg_block * bs;
+            let bytes = self
+                .fetch(&key, seg, start..start + piece.count as u64 * bs)
+                .await?;
+            for (i, buf) in bufs[piece.first_index..piece.first_index + piece.count]
+                .iter_mut()
+                .enumerate()
+            {
+                buf.copy_from_slice(&bytes[i * bs as usize..(i + 1) * bs as usize]);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes `count` blocks from `first` (inside the fork or appended at
+    /// its end), segment by segment, each a read-modify-write with a
+    /// conditional put. `fill(i, page)` writes block `first + i`.
+    async fn write_blocks(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        meta: &mut ForkMeta,
+        first: BlockNumber,
+        count: usize,
+        fill: &(dyn Fn(usize, &mut [u8]) + Sync),
+    ) -> Result<()> {
+        let bs = self.bs() as usize;
+        for piece in self.pieces(first, count) {
+            let key = self.key(rel, fork, piece.segno)?;
+            let old = meta.segments.get(piece.segno as usize).cloned();
+            let mut data = match &old {
+                Some(seg) => self.get_all(&key, seg).await?,
+                None => Vec::new(),
+            };
+            let start = piece.seg_block as usize * bs;
+            let end = start + piece.count * bs;
+            if data.len() < end {
+                data.resize(end, 0);
+            }
+            for i in 0..piece.count {
+                fill(
+                    piece.first_index + i,
+                    &mut data[start + i * bs..start + (i + 1) * bs],
+                );
+            }
+            let new = self.put_segment(&key, old.as_ref(), data).await?;
+            match meta.segments.get_mut(piece.segno as usize) {
+                Some(slot) => *slot = new,
+                None => meta.segments.push(new),
+            }
+        }
+        Ok(())
+    }
+
+    fn wrong_block(
+        &self,
+        op: &'static str,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        block: BlockNumber,
+        meta: &ForkMeta,
+    ) -> Result<Error> {
+        Ok(Error::WrongBlock {
+            op,
+            path: self.opts.naming.relpath(rel, fork)?,
+            block,
+            nblocks: nblocks32(meta, &self.opts),
+        })
+    }
+}
+
+impl ObjectSmgr {
+    /// Runs a write as a task holding the fork's write lock, so it finishes
+    /// (and the cached metadata stays true) even if the caller's future is
+    /// dropped.
+    async fn write<T, F, Fut>(&self, rel: RelFileLocator, fork: ForkNumber, op: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<Inner>) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        let lock = inner.write_lock(rel, fork);
+        tokio::spawn(async move {
+            let _guard = lock.lock_owned().await;
+            op(inner).await
+        })
+        .await
+        .map_err(|err| {
+            Error::io(
+                "write",
+                rel.to_string(),
+                std::io::Error::other(err.to_string()),
+            )
+        })?
+    }
+}
+
+#[async_trait]
+impl Smgr for ObjectSmgr {
+    fn block_size(&self) -> BlockSize {
+        self.inner.opts.block_size
+    }
+
+    /// Object stores have no read-ahead: streams should keep prefetching.
+    fn reads_ahead_sequentially(&self) -> bool {
+        false
+    }
+
+    async fn exists(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<bool> {
+        self.inner.opts.naming.relpath(rel, fork)?;
+        Ok(self.inner.fork(rel, fork).await?.is_some())
+    }
+
+    async fn create(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
+        let path = self.inner.opts.naming.relpath(rel, fork)?;
+        self.write(rel, fork, move |inner| async move {
+            if inner.fork(rel, fork).await?.is_some() {
+                return Err(Error::AlreadyExists { path });
+            }
+            let key = inner.key(rel, fork, 0)?;
+            let seg = inner
+                .put_segment(&key, None, Vec::new())
+                .await
+                .map_err(|err| match err {
+                    Error::Conflict { .. } => Error::AlreadyExists { path: path.clone() },
+                    other => other,
+                })?;
+            inner.meta.set(
+                rel,
+                fork,
+                Some(ForkMeta {
+                    segments: vec![seg],
+                }),
+            );
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unlink(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
+        self.inner.opts.naming.relpath(rel, fork)?;
+        self.write(rel, fork, move |inner| async move {
+            if let Some(meta) = inner.fork(rel, fork).await? {
+                // Highest first: a failure part-way leaves a shorter fork.
+                for segno in (0..meta.segments.len() as u32).rev() {
+                    inner.delete_segment(&inner.key(rel, fork, segno)?).await?;
+                }
+            }
+            inner.meta.set(rel, fork, None);
+            Ok(())
+        })
+        .await
+    }
+
+    async fn nblocks(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<BlockNumber> {
+        let meta = self.inner.fork_required(rel, fork).await?;
+        Ok(nblocks32(&meta, &self.inner.opts))
+    }
+
+    async fn readv(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        blocknum: BlockNumber,
+        mut bufs: Vec<PageBuf>,
+    ) -> Result<Vec<PageBuf>> {
+        self.inner.check_bufs(rel, fork, blocknum, &bufs)?;
+        if bufs.is_empty() {
+            return Ok(bufs);
+        }
+        match self.inner.read_once(rel, fork, blocknum, &mut bufs).await {
+            Err(Error::Conflict { .. }) => {
+                // Someone replaced an object since we listed it: learn the
+                // new versions and read once more, all from the new ones.
+                self.refresh();
+                self.inner.read_once(rel, fork, blocknum, &mut bufs).await?;
+            }
+            other => other?,
+        }
+        Ok(bufs)
+    }
+
+    async fn writev(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        blocknum: BlockNumber,
+        bufs: Vec<PageBuf>,
+    ) -> Result<Vec<PageBuf>> {
+        self.inner.check_bufs(rel, fork, blocknum, &bufs)?;
+        self.write(rel, fork, move |inner| async move {
+            let mut meta = inner.fork_required(rel, fork).await?;
+            if u64::from(blocknum) + bufs.len() as u64 > meta.nblocks(&inner.opts) {
+                return Err(inner.wrong_block("write", rel, fork, blocknum, &meta)?);
+            }
+            let result = inner
+                .write_blocks(rel, fork, &mut meta, blocknum, bufs.len(), &|i, page| {
+                    page.copy_from_slice(&bufs[i])
+                })
+                .await;
+            inner.meta.set(rel, fork, Some(meta));
+            result.map(|()| bufs)
+        })
+        .await
+    }
+
+    async fn extend(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        blocknum: BlockNumber,
+        bufs: Vec<PageBuf>,
+    ) -> Result<Vec<PageBuf>> {
+        self.inner.check_bufs(rel, fork, blocknum, &bufs)?;
+        self.write(rel, fork, move |inner| async move {
+            let mut meta = inner.fork_required(rel, fork).await?;
+            if u64::from(blocknum) != meta.nblocks(&inner.opts) {
+                return Err(inner.wrong_block("extend", rel, fork, blocknum, &meta)?);
+            }
+            let result = inner
+                .write_blocks(rel, fork, &mut meta, blocknum, bufs.len(), &|i, page| {
+                    page.copy_from_slice(&bufs[i])
+                })
+                .await;
+            inner.meta.set(rel, fork, Some(meta));
+            result.map(|()| bufs)
+        })
+        .await
+    }
+
+    async fn zero_extend(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        blocknum: BlockNumber,
+        nblocks: BlockNumber,
+    ) -> Result<()> {
+        let path = self.inner.opts.naming.relpath(rel, fork)?;
+        block_run_end(&path, blocknum, nblocks as usize)?;
+        self.write(rel, fork, move |inner| async move {
+            let mut meta = inner.fork_required(rel, fork).await?;
+            if u64::from(blocknum) != meta.nblocks(&inner.opts) {
+                return Err(inner.wrong_block("extend", rel, fork, blocknum, &meta)?);
+            }
+            let result = inner
+                .write_blocks(
+                    rel,
+                    fork,
+                    &mut meta,
+                    blocknum,
+                    nblocks as usize,
+                    &|_, page| page.fill(0),
+                )
+                .await;
+            inner.meta.set(rel, fork, Some(meta));
+            result
+        })
+        .await
+    }
+
+    async fn truncate(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        nblocks: BlockNumber,
+    ) -> Result<()> {
+        self.inner.opts.naming.relpath(rel, fork)?;
+        self.write(rel, fork, move |inner| async move {
+            let mut meta = inner.fork_required(rel, fork).await?;
+            if u64::from(nblocks) > meta.nblocks(&inner.opts) {
+                return Err(inner.wrong_block("truncate", rel, fork, nblocks, &meta)?);
+            }
+            let seg = inner.opts.segment_blocks;
+            let (keep_segno, keep_blocks) = if nblocks == 0 {
+                (0, 0)
+            } else {
+                ((nblocks - 1) / seg, (nblocks - 1) % seg + 1)
+            };
+            let result = async {
+                while meta.segments.len() > keep_segno as usize + 1 {
+                    let segno = meta.segments.len() as u32 - 1;
+                    inner.delete_segment(&inner.key(rel, fork, segno)?).await?;
+                    meta.segments.pop();
+                }
+                let keep_bytes = u64::from(keep_blocks) * inner.bs();
+                if let Some(old) = meta.segments.get(keep_segno as usize).cloned() {
+                    if old.size != keep_bytes {
+                        let key = inner.key(rel, fork, keep_segno)?;
+                        let data = if keep_bytes == 0 {
+                            Vec::new()
+                        } else {
+                            inner.get_range(&key, &old, 0..keep_bytes).await?.to_vec()
+                        };
+                        meta.segments[keep_segno as usize] =
+                            inner.put_segment(&key, Some(&old), data).await?;
+                    }
+                }
+                Ok(())
+            }
+            .await;
+            inner.meta.set(rel, fork, Some(meta));
+            result
+        })
+        .await
+    }
+
+    async fn prefetch(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        blocknum: BlockNumber,
+        nblocks: BlockNumber,
+    ) -> bool {
+        if nblocks == 0 || blocknum.checked_add(nblocks).is_none() {
+            return false;
+        }
+        let Ok(Some(meta)) = self.inner.fork(rel, fork).await else {
+            return false;
+        };
+        let total = meta.nblocks(&self.inner.opts);
+        let end = (u64::from(blocknum) + u64::from(nblocks)).min(total);
+        if u64::from(blocknum) >= end {
+            return false;
+        }
+        let bs = self.inner.bs();
+        for piece in self
+            .inner
+            .pieces(blocknum, (end - u64::from(blocknum)) as usize)
+        {
+            let Some(seg) = meta.segments.get(piece.segno as usize).cloned() else {
+                break;
+            };
+            let Ok(key) = self.inner.key(rel, fork, piece.segno) else {
+                break;
+            };
+            let inner = self.inner.clone();
+            let start = piece.seg_block * bs;
+            let range = start..start + piece.count as u64 * bs;
+            tokio::spawn(async move {
+                let cache_key = crate::io::RangeKey {
+                    key: key.clone(),
+                    e_tag: seg.e_tag.clone(),
+                    start: range.start,
+                    end: range.end,
+                };
+                // Errors only make the hint useless; the read will say.
+                let _ = inner
+                    .prefetched
+                    .try_get_with(cache_key, inner.get_range(&key, &seg, range))
+                    .await;
+            });
+        }
+        true
+    }
+
+    async fn immedsync(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
+        // A PUT is durable when it returns: nothing to flush.
+        self.inner.fork_required(rel, fork).await.map(drop)
+    }
+}
