@@ -89,3 +89,40 @@ pub fn pg_checksums() -> Option<PathBuf> {
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
 pub struct ReadmeDoctests;
+
+/// Where the S3 test server is, from the variables `scripts/seaweedfs.sh
+/// env` prints (`SMGR_S3_ENDPOINT`, `SMGR_S3_BUCKET`,
+/// `SMGR_S3_ACCESS_KEY_ID`, `SMGR_S3_SECRET_ACCESS_KEY`, `SMGR_S3_REGION`).
+/// `None` (with a message) when they are not set, unless
+/// `SMGR_REQUIRE_S3=1`, which makes that a failure.
+pub fn s3_server() -> Option<smgr_object::StoreOptions> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let required = std::env::var("SMGR_REQUIRE_S3").is_ok_and(|v| v == "1");
+    let Some(endpoint) = var("SMGR_S3_ENDPOINT") else {
+        let message = "no S3 server: run `scripts/seaweedfs.sh start` and `eval \"$(scripts/seaweedfs.sh env)\"`";
+        if required {
+            panic!("{message}; SMGR_REQUIRE_S3=1 makes this a failure");
+        }
+        eprintln!("SKIPPED: {message}");
+        return None;
+    };
+    let mut options = smgr_object::StoreOptions::new();
+    options.endpoint = Some(endpoint);
+    options.region = var("SMGR_S3_REGION").or(Some("us-east-1".to_owned()));
+    options.access_key_id = var("SMGR_S3_ACCESS_KEY_ID");
+    options.secret_access_key = var("SMGR_S3_SECRET_ACCESS_KEY");
+    options.allow_http = true;
+    options.path_style = true;
+    Some(options)
+}
+
+/// `s3://BUCKET/PREFIX` with a prefix unique to this test run, so tests
+/// sharing one bucket never see each other's objects.
+pub fn s3_url(test: &str) -> String {
+    let bucket = std::env::var("SMGR_S3_BUCKET").unwrap_or_else(|_| "smgr-test".to_owned());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("s3://{bucket}/runs/{test}-{}-{nanos}", std::process::id())
+}

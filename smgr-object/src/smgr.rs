@@ -82,15 +82,15 @@ impl Inner {
         }
     }
 
-    /// One attempt at a read with the metadata as cached.
+    /// One attempt at a read with the given metadata.
     async fn read_once(
         &self,
+        meta: &ForkMeta,
         rel: RelFileLocator,
         fork: ForkNumber,
         first: BlockNumber,
         bufs: &mut [PageBuf],
     ) -> Result<()> {
-        let meta = self.fork_required(rel, fork).await?;
         let nblocks = meta.nblocks(&self.opts);
         let end = u64::from(first) + bufs.len() as u64;
         if end > nblocks {
@@ -278,16 +278,29 @@ impl Smgr for ObjectSmgr {
         if bufs.is_empty() {
             return Ok(bufs);
         }
-        match self.inner.read_once(rel, fork, blocknum, &mut bufs).await {
-            Err(Error::Conflict { .. }) => {
-                // Someone replaced an object since we listed it: learn the
-                // new versions and read once more, all from the new ones.
-                self.refresh();
-                self.inner.read_once(rel, fork, blocknum, &mut bufs).await?;
+        // A segment can be replaced while we read it: by this backend's own
+        // write (then the cached metadata already names the new version)
+        // or by someone else (then we list again). Either way the read is
+        // redone whole from the new versions; never a mix.
+        let mut attempts = 0;
+        loop {
+            let meta = self.inner.fork_required(rel, fork).await?;
+            match self
+                .inner
+                .read_once(&meta, rel, fork, blocknum, &mut bufs)
+                .await
+            {
+                Err(Error::Conflict { .. }) if attempts < 8 => {
+                    attempts += 1;
+                    let current = self.inner.fork_required(rel, fork).await?;
+                    if current.segments == meta.segments {
+                        self.refresh();
+                    }
+                }
+                Err(err) => return Err(err),
+                Ok(()) => return Ok(bufs),
             }
-            other => other?,
         }
-        Ok(bufs)
     }
 
     async fn writev(
