@@ -10,6 +10,9 @@
 //! `SMGR_REQUIRE_PG15=1` is set (as `.ci/run` sets it), in which case a
 //! missing cluster is a failure.
 
+// Test support: a failed expectation is a panic with a message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 
@@ -125,4 +128,119 @@ pub fn s3_url(test: &str) -> String {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     format!("s3://{bucket}/runs/{test}-{}-{nanos}", std::process::id())
+}
+
+/// The fault scenarios of the object backend, over any store (wrapped in a
+/// `FaultyStore` here): transient failures and cut bodies are retried and
+/// give the right bytes; a persistent or permanent failure is a clear error
+/// naming the key; prefetch followed by a read of the same blocks costs
+/// exactly one GET.
+pub async fn object_fault_scenarios(
+    store: std::sync::Arc<dyn object_store::ObjectStore>,
+    prefix: &str,
+) {
+    use smgr_api::testkit::pattern_page;
+    use smgr_api::{BlockSize, ForkNumber, PageBuf, RelFileLocator, Smgr, SmgrExt};
+    use smgr_object::testing::FaultyStore;
+    use smgr_object::{ObjectOptions, ObjectSmgr};
+
+    const MAIN: ForkNumber = ForkNumber::Main;
+    let faulty = std::sync::Arc::new(FaultyStore::new(store));
+    let smgr = match ObjectSmgr::new(
+        faulty.clone(),
+        prefix,
+        ObjectOptions::new(BlockSize::new(1024).unwrap_or(BlockSize::DEFAULT), 16),
+    ) {
+        Ok(smgr) => smgr,
+        Err(err) => panic!("building the backend: {err}"),
+    };
+    let rel = RelFileLocator::in_database(5, 16396);
+    let check = |bytes: &[u8], first: u32| {
+        for (i, page) in bytes.chunks(1024).enumerate() {
+            assert!(
+                page == pattern_page(1024, 1, first + i as u32),
+                "wrong bytes for block {}",
+                first + i as u32
+            );
+        }
+    };
+    smgr.create(rel, MAIN)
+        .await
+        .unwrap_or_else(|e| panic!("create: {e}"));
+    let pages = (0..32)
+        .map(|b| PageBuf::copy_from(&pattern_page(1024, 1, b)))
+        .collect();
+    smgr.extend(rel, MAIN, 0, pages)
+        .await
+        .unwrap_or_else(|e| panic!("extend: {e}"));
+    smgr.nblocks(rel, MAIN)
+        .await
+        .unwrap_or_else(|e| panic!("nblocks: {e}"));
+
+    // Transient failures: retried, right bytes.
+    let before = faulty.counts().gets;
+    faulty.fail_next_gets(2);
+    let bytes = smgr
+        .read_to_vec(rel, MAIN, 2, 8)
+        .await
+        .unwrap_or_else(|e| panic!("retried read: {e}"));
+    check(&bytes, 2);
+    assert_eq!(
+        faulty.counts().gets - before,
+        3,
+        "two failures then one success"
+    );
+
+    // A body cut short: retried, never returned short or padded.
+    faulty.cut_next_gets(1);
+    let bytes = smgr
+        .read_to_vec(rel, MAIN, 16, 8)
+        .await
+        .unwrap_or_else(|e| panic!("read after a cut body: {e}"));
+    check(&bytes, 16);
+
+    // Failing for good: a bounded number of attempts, then an error naming
+    // the key; then permanent refusals are not retried at all.
+    faulty.fail_next_gets(100);
+    let before = faulty.counts().gets;
+    let err = smgr.read_to_vec(rel, MAIN, 0, 4).await.unwrap_err();
+    assert!(
+        err.to_string().contains("base/5/16396") && err.to_string().contains("injected"),
+        "{err}"
+    );
+    assert_eq!(faulty.counts().gets - before, 4, "retries must be bounded");
+    faulty.fail_next_gets(0);
+    faulty.refuse_gets(true);
+    let before = faulty.counts().gets;
+    let err = smgr.read_to_vec(rel, MAIN, 0, 4).await.unwrap_err();
+    assert_eq!(
+        faulty.counts().gets - before,
+        1,
+        "a permanent failure was retried: {err}"
+    );
+    faulty.refuse_gets(false);
+
+    // Prefetch then read: one GET, whether the read joins the request in
+    // flight or finds its bytes cached.
+    for wait in [false, true] {
+        let first = if wait { 20 } else { 8 };
+        let before = faulty.counts().gets;
+        assert!(smgr.prefetch(rel, MAIN, first, 8).await);
+        if wait {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+        let bytes = smgr
+            .read_to_vec(rel, MAIN, first, 8)
+            .await
+            .unwrap_or_else(|e| panic!("read after prefetch: {e}"));
+        check(&bytes, first);
+        assert_eq!(
+            faulty.counts().gets - before,
+            1,
+            "prefetch + read (waited: {wait}) cost more than one GET"
+        );
+    }
+    smgr.unlink(rel, MAIN)
+        .await
+        .unwrap_or_else(|e| panic!("unlink: {e}"));
 }

@@ -32,8 +32,33 @@ impl Inner {
         ))
     }
 
-    /// One ranged GET of `range` of a segment at the version `seg` names.
+    /// A ranged GET, retried with backoff (at most 4 attempts in all) while
+    /// it fails in a way that may pass: a transient store error, or a body
+    /// shorter than the range (a connection cut mid-body). Not-found,
+    /// precondition and permission failures are final at once.
     pub async fn get_range(
+        &self,
+        key: &str,
+        seg: &SegmentMeta,
+        range: Range<u64>,
+    ) -> Result<Bytes> {
+        let mut delay = std::time::Duration::from_millis(20);
+        let mut attempt = 1;
+        loop {
+            match self.get_range_once(key, seg, range.clone()).await {
+                Err(err) if attempt < 4 && transient(&err) => {
+                    tracing::debug!(key, %err, attempt, "retrying a ranged GET");
+                    tokio::time::sleep(delay).await;
+                    delay *= 4;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// One ranged GET of `range` of a segment at the version `seg` names.
+    async fn get_range_once(
         &self,
         key: &str,
         seg: &SegmentMeta,
@@ -138,6 +163,15 @@ impl Inner {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(err) => Err(crate::error::from_store("delete", key, err)),
         }
+    }
+}
+
+/// Whether a failed GET may succeed if repeated.
+fn transient(err: &Error) -> bool {
+    match err {
+        Error::ShortRead { .. } => true,
+        Error::Io { source, .. } => source.kind() == std::io::ErrorKind::Other,
+        _ => false,
     }
 }
 

@@ -52,6 +52,7 @@ mod io;
 mod meta;
 mod options;
 mod smgr;
+pub mod testing;
 mod url;
 
 use std::fmt;
@@ -63,7 +64,7 @@ use object_store::ObjectStore;
 use smgr_api::{ForkNumber, RelFileLocator, Result};
 
 pub use crate::options::ObjectOptions;
-pub use crate::url::StoreOptions;
+pub use crate::url::{store_from_url, StoreOptions};
 
 /// A storage manager over an object store. Cheap to clone.
 #[derive(Clone)]

@@ -75,6 +75,21 @@ impl ObjectSmgr {
     /// directory; conditional writes off, since it cannot do them), or
     /// `memory://` (for tests).
     pub fn from_url(url: &str, store: &StoreOptions, mut options: ObjectOptions) -> Result<Self> {
+        let (object_store, prefix, conditional) = store_from_url(url, store)?;
+        options.conditional_writes &= conditional;
+        ObjectSmgr::new(object_store, &prefix, options)
+    }
+}
+
+/// The store and key prefix a URL names, and whether the store can do
+/// conditional writes (a local directory cannot). For wrapping the store
+/// (for example in [`crate::testing::FaultyStore`]) before building the
+/// backend with [`ObjectSmgr::new`].
+pub fn store_from_url(
+    url: &str,
+    store: &StoreOptions,
+) -> Result<(Arc<dyn ObjectStore>, String, bool)> {
+    {
         let bad = |reason: &'static str| Error::InvalidPath {
             input: url.to_owned(),
             reason,
@@ -119,27 +134,23 @@ impl ObjectSmgr {
                 })?)
             }
             "file" => {
-                options.conditional_writes = false;
                 let root = parsed
                     .to_file_path()
                     .map_err(|()| bad("not a local file URL"))?;
                 std::fs::create_dir_all(&root)
                     .map_err(|err| Error::io("create", root.display().to_string(), err))?;
-                return ObjectSmgr::new(
-                    Arc::new(LocalFileSystem::new_with_prefix(&root).map_err(|err| {
-                        Error::io(
-                            "open",
-                            root.display().to_string(),
-                            std::io::Error::other(err.to_string()),
-                        )
-                    })?),
-                    "",
-                    options,
-                );
+                let local = LocalFileSystem::new_with_prefix(&root).map_err(|err| {
+                    Error::io(
+                        "open",
+                        root.display().to_string(),
+                        std::io::Error::other(err.to_string()),
+                    )
+                })?;
+                return Ok((Arc::new(local), String::new(), false));
             }
             "memory" => Arc::new(InMemory::new()),
             _ => return Err(bad("unsupported scheme (expected s3, file or memory)")),
         };
-        ObjectSmgr::new(object_store, &prefix, options)
+        Ok((object_store, prefix, true))
     }
 }

@@ -1,0 +1,195 @@
+//! A fault-injecting, request-counting `ObjectStore` wrapper, for testing
+//! this backend (and your own code) against misbehaving stores.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+use futures::StreamExt;
+use object_store::path::Path;
+use object_store::{
+    CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
+    ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
+};
+
+/// Wraps any `ObjectStore`, counts its requests, and injects faults into
+/// GETs: transient errors (like a 5xx or a reset connection), bodies cut
+/// short, or a permanent refusal.
+#[derive(Debug)]
+pub struct FaultyStore {
+    inner: Arc<dyn ObjectStore>,
+    state: Mutex<FaultState>,
+}
+
+/// Requests seen so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestCounts {
+    /// GETs (ranged or not).
+    pub gets: u64,
+    /// Bytes those GETs returned.
+    pub get_bytes: u64,
+    /// PUTs.
+    pub puts: u64,
+    /// LIST calls.
+    pub lists: u64,
+}
+
+#[derive(Debug, Default)]
+struct FaultState {
+    counts: RequestCounts,
+    transient_gets: usize,
+    short_gets: usize,
+    refuse_gets: bool,
+}
+
+impl FaultyStore {
+    /// Wraps `inner`; nothing is injected until asked.
+    pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
+        FaultyStore {
+            inner,
+            state: Mutex::new(FaultState::default()),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, FaultState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The requests so far.
+    pub fn counts(&self) -> RequestCounts {
+        self.state().counts
+    }
+
+    /// The next `n` GETs fail with a transient error.
+    pub fn fail_next_gets(&self, n: usize) {
+        self.state().transient_gets = n;
+    }
+
+    /// The next `n` GETs return a body one byte short of the range asked.
+    pub fn cut_next_gets(&self, n: usize) {
+        self.state().short_gets = n;
+    }
+
+    /// From now on every GET is refused (permission denied) until turned
+    /// off again.
+    pub fn refuse_gets(&self, on: bool) {
+        self.state().refuse_gets = on;
+    }
+}
+
+impl fmt::Display for FaultyStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FaultyStore({})", self.inner)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FaultyStore {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> Result<PutResult> {
+        self.state().counts.puts += 1;
+        self.inner.put_opts(location, payload, opts).await
+    }
+
+    async fn put_multipart_opts(
+        &self,
+        location: &Path,
+        opts: PutMultipartOptions,
+    ) -> Result<Box<dyn MultipartUpload>> {
+        self.inner.put_multipart_opts(location, opts).await
+    }
+
+    async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
+        let (transient, short, refuse) = {
+            let mut state = self.state();
+            state.counts.gets += 1;
+            let transient = state.transient_gets > 0;
+            state.transient_gets = state.transient_gets.saturating_sub(1);
+            let short = !transient && state.short_gets > 0;
+            if short {
+                state.short_gets -= 1;
+            }
+            (transient, short, state.refuse_gets)
+        };
+        if refuse {
+            return Err(object_store::Error::PermissionDenied {
+                path: location.to_string(),
+                source: "injected permanent failure".into(),
+            });
+        }
+        if transient {
+            return Err(object_store::Error::Generic {
+                store: "FaultyStore",
+                source: "injected transient failure (as a 503 or a reset connection)".into(),
+            });
+        }
+        let mut result = self.inner.get_opts(location, options).await?;
+        let mut bytes = result_bytes(&mut result).await?;
+        if short && !bytes.is_empty() {
+            bytes.truncate(bytes.len() - 1);
+        }
+        self.state().counts.get_bytes += bytes.len() as u64;
+        result.payload =
+            GetResultPayload::Stream(futures::stream::once(async move { Ok(bytes) }).boxed());
+        Ok(result)
+    }
+
+    fn delete_stream(
+        &self,
+        locations: BoxStream<'static, Result<Path>>,
+    ) -> BoxStream<'static, Result<Path>> {
+        self.inner.delete_stream(locations)
+    }
+
+    fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
+        self.state().counts.lists += 1;
+        self.inner.list(prefix)
+    }
+
+    async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
+        self.state().counts.lists += 1;
+        self.inner.list_with_delimiter(prefix).await
+    }
+
+    async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
+        self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// Takes the whole body out of a result (replacing its payload later).
+async fn result_bytes(result: &mut GetResult) -> Result<Bytes> {
+    let payload = std::mem::replace(
+        &mut result.payload,
+        GetResultPayload::Stream(futures::stream::empty().boxed()),
+    );
+    let mut stream = match payload {
+        GetResultPayload::Stream(stream) => stream,
+        other => {
+            // A local file: read it through a throwaway result.
+            result.payload = other;
+            let taken = std::mem::replace(
+                &mut result.payload,
+                GetResultPayload::Stream(futures::stream::empty().boxed()),
+            );
+            let tmp = GetResult {
+                payload: taken,
+                meta: result.meta.clone(),
+                range: result.range.clone(),
+                attributes: result.attributes.clone(),
+                extensions: Default::default(),
+            };
+            return tmp.bytes().await;
+        }
+    };
+    let mut out = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        out.extend_from_slice(&chunk?);
+    }
+    Ok(Bytes::from(out))
+}
