@@ -36,7 +36,11 @@ const COMBINE: usize = 1 << 20;
 const MAX_IOS: usize = 16;
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(run());
 }
 
@@ -61,7 +65,10 @@ async fn run() {
     let mut throttle = ThrottleConfig::default();
     throttle.wait_get_per_call = LATENCY;
     throttle.wait_list_per_call = LATENCY;
-    let slow = Arc::new(FaultyStore::new(Arc::new(ThrottledStore::new(memory.clone(), throttle))));
+    let slow = Arc::new(FaultyStore::new(Arc::new(ThrottledStore::new(
+        memory.clone(),
+        throttle,
+    ))));
     let smgr = Arc::new(ObjectSmgr::new(slow.clone(), "bench", ObjectOptions::default()).unwrap());
     smgr.nblocks(rel, MAIN).await.unwrap(); // the LIST, outside the timing
     let mib = f64::from(BLOCKS) * 8192.0 / (1024.0 * 1024.0);
@@ -71,15 +78,25 @@ async fn run() {
     let sample = 100u32;
     let start = Instant::now();
     for block in 0..sample {
-        drop(pool.read_buffer(rel, MAIN, block, ReadBufferMode::Normal).await.unwrap());
+        drop(
+            pool.read_buffer(rel, MAIN, block, ReadBufferMode::Normal)
+                .await
+                .unwrap(),
+        );
     }
     let one_block = start.elapsed().as_secs_f64() / f64::from(sample) * f64::from(BLOCKS);
     drop(pool);
 
     // The stream.
-    let pool = BufferPool::new(smgr.clone(), PoolConfig::new(40000, PageFormat::Native).max_readers(1)).unwrap();
+    let pool = BufferPool::new(
+        smgr.clone(),
+        PoolConfig::new(40000, PageFormat::Native).max_readers(1),
+    )
+    .unwrap();
     let gets_before = slow.counts();
-    let config = StreamConfig::default().io_combine_bytes(COMBINE).max_ios(MAX_IOS);
+    let config = StreamConfig::default()
+        .io_combine_bytes(COMBINE)
+        .max_ios(MAX_IOS);
     let start = Instant::now();
     let mut stream = ReadStream::range(&pool, rel, MAIN, config, StreamFlags::default(), 0..BLOCKS);
     let mut n = 0u32;
@@ -94,7 +111,10 @@ async fn run() {
     let stats = stream.stats();
 
     // object_store's get_ranges over the same 1 MiB ranges.
-    let ranges: Vec<std::ops::Range<u64>> = (0..(BLOCKS as u64 * 8192)).step_by(COMBINE).map(|s| s..s + COMBINE as u64).collect();
+    let ranges: Vec<std::ops::Range<u64>> = (0..(BLOCKS as u64 * 8192))
+        .step_by(COMBINE)
+        .map(|s| s..s + COMBINE as u64)
+        .collect();
     let path = Path::from("bench/base/5/16396");
     let start = Instant::now();
     let got = slow.get_ranges(&path, &ranges).await.unwrap();
@@ -102,13 +122,24 @@ async fn run() {
     assert_eq!(got.len(), ranges.len());
 
     let bound = (MAX_IOS * COMBINE) as f64 / LATENCY.as_secs_f64() / (1024.0 * 1024.0);
-    println!("256 MiB relation, {} ms per GET, stream: {} KiB combine, {MAX_IOS} reads in flight", LATENCY.as_millis(), COMBINE / 1024);
+    println!(
+        "256 MiB relation, {} ms per GET, stream: {} KiB combine, {MAX_IOS} reads in flight",
+        LATENCY.as_millis(),
+        COMBINE / 1024
+    );
     println!("| what | time | MiB/s | ratio |");
     println!("|---|---|---|---|");
     println!("| one block at a time (extrapolated from {sample} blocks) | {one_block:.1} s | {:.1} | 1.00 |", mib / one_block);
-    println!("| stream | {streamed:.2} s | {:.1} | {:.0}x faster |", mib / streamed, one_block / streamed);
+    println!(
+        "| stream | {streamed:.2} s | {:.1} | {:.0}x faster |",
+        mib / streamed,
+        one_block / streamed
+    );
     println!("| object_store get_ranges, same 1 MiB ranges, one call | {get_ranges:.2} s | {:.1} | stream {:.2}x its speed |", mib / get_ranges, get_ranges / streamed);
-    println!("| bound max_ios x combine / latency | | {bound:.1} | stream at {:.0}% |", 100.0 * (mib / streamed) / bound);
+    println!(
+        "| bound max_ios x combine / latency | | {bound:.1} | stream at {:.0}% |",
+        100.0 * (mib / streamed) / bound
+    );
     println!("GETs: {gets} for {mib:.0} MiB = {:.2} per MiB; stream reads {}, advice {}, prefetch bytes fetched once and reused: {} MiB",
         gets as f64 / mib, stats.reads, stats.advice, (counts.get_bytes - gets_before.get_bytes) / (1 << 20));
 }
