@@ -144,7 +144,7 @@ impl<D: Default + Send + 'static> ReadStream<D> {
             in_flight: VecDeque::new(),
             next_run: 0,
             source_done: false,
-            distance: if flags.full { combine } else { 1 },
+            distance: initial_distance(pool, flags, combine, max_ios),
             blocks_since_miss: usize::MAX / 2,
             hits_since_io: 0,
             last_run_end: None,
@@ -311,7 +311,7 @@ impl<D: Default + Send + 'static> ReadStream<D> {
             let _ = read.handle.await;
         }
         self.source_done = false;
-        self.distance = if self.flags.full { self.combine } else { 1 };
+        self.distance = initial_distance(&self.pool, self.flags, self.combine, self.max_ios);
         self.blocks_since_miss = usize::MAX / 2;
         self.hits_since_io = 0;
         self.last_run_end = None;
@@ -534,6 +534,25 @@ impl<D: Default + Send + 'static> ReadStream<D> {
                 None => Slot::Failed(task_failed_again(self.rel)),
             };
         }
+    }
+}
+
+/// Where the look-ahead starts: one block, or one full read for `full`
+/// streams; on a backend without read-ahead of its own (an object store),
+/// where every request waits a round trip, the whole pin budget at once,
+/// so the first reads already overlap instead of ramping up wait by wait.
+fn initial_distance(
+    pool: &BufferPool,
+    flags: StreamFlags,
+    combine: usize,
+    max_ios: usize,
+) -> usize {
+    if !pool.smgr().reads_ahead_sequentially() && max_ios > 0 {
+        (max_ios + 1) * combine
+    } else if flags.full {
+        combine
+    } else {
+        1
     }
 }
 
