@@ -62,9 +62,11 @@ async fn run() {
         .collect();
     loader.extend(rel, MAIN, 0, pages).await.unwrap();
 
-    let mut throttle = ThrottleConfig::default();
-    throttle.wait_get_per_call = LATENCY;
-    throttle.wait_list_per_call = LATENCY;
+    let throttle = ThrottleConfig {
+        wait_get_per_call: LATENCY,
+        wait_list_per_call: LATENCY,
+        ..ThrottleConfig::default()
+    };
     let slow = Arc::new(FaultyStore::new(Arc::new(ThrottledStore::new(
         memory.clone(),
         throttle,
