@@ -47,6 +47,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "aws-sdk")]
+pub mod aws_sdk;
 mod error;
 mod io;
 mod meta;

@@ -36,6 +36,10 @@ pub struct StoreOptions {
     pub max_retries: usize,
     /// Give up retrying after this long.
     pub retry_timeout: Duration,
+    /// Take credentials from the AWS SDK's default chain (profiles, SSO,
+    /// IMDS…) instead of the keys above or `object_store`'s own lookup.
+    #[cfg(feature = "aws-sdk")]
+    pub aws_sdk_credentials: bool,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -123,6 +127,11 @@ pub fn store_from_url(
                 }
                 if let Some(secret) = &store.secret_access_key {
                     builder = builder.with_secret_access_key(secret);
+                }
+                #[cfg(feature = "aws-sdk")]
+                if store.aws_sdk_credentials {
+                    builder = builder
+                        .with_credentials(Arc::new(crate::aws_sdk::SdkCredentials::default()));
                 }
                 // The builder's error text names the setting, not its value.
                 Arc::new(builder.build().map_err(|err| {
