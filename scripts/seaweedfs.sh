@@ -140,6 +140,7 @@ EOF
       -ip=127.0.0.1 -ip.bind=127.0.0.1 \
       -s3.port="$PORT" -s3.config="$S3CONF" \
       -bucket="$BUCKET" \
+      -s3.autoCreateBucket=false \
       -master.telemetry=false \
       -webdav=false -admin.ui=false \
       -s3.port.iceberg=0 -s3.port.lance=0 \

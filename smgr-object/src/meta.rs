@@ -38,9 +38,30 @@ impl ForkMeta {
     }
 }
 
+/// A fork whose segments have an impossible shape, kept apart so that it
+/// fails alone and not the other forks listed with it.
+#[derive(Clone, Debug)]
+pub(crate) struct Corrupt {
+    path: String,
+    segno: u32,
+    blocks: u64,
+    detail: &'static str,
+}
+
+impl Corrupt {
+    fn error(&self) -> Error {
+        Error::CorruptSegment {
+            path: self.path.clone(),
+            segno: self.segno,
+            segment_blocks_found: self.blocks,
+            detail: self.detail,
+        }
+    }
+}
+
 #[derive(Default)]
 struct State {
-    forks: HashMap<(RelFileLocator, ForkNumber), ForkMeta>,
+    forks: HashMap<(RelFileLocator, ForkNumber), Result<ForkMeta, Corrupt>>,
     listed: HashSet<String>,
 }
 
@@ -71,15 +92,18 @@ impl MetaCache {
             .unwrap_or_default();
         {
             let state = self.state();
-            if let Some(meta) = state.forks.get(&(rel, fork)) {
-                return Ok(Some(meta.clone()));
+            if let Some(entry) = state.forks.get(&(rel, fork)) {
+                return entry.clone().map(Some).map_err(|corrupt| corrupt.error());
             }
             if state.listed.contains(&dir) {
                 return Ok(None);
             }
         }
         self.list_dir(store, opts, prefix, &dir).await?;
-        Ok(self.state().forks.get(&(rel, fork)).cloned())
+        match self.state().forks.get(&(rel, fork)) {
+            Some(entry) => entry.clone().map(Some).map_err(|corrupt| corrupt.error()),
+            None => Ok(None),
+        }
     }
 
     /// Lists one directory and records every fork found in it.
@@ -126,10 +150,7 @@ impl MetaCache {
         let mut forks = HashMap::new();
         for ((rel, fork), mut segments) in found {
             segments.sort_by_key(|(segno, _)| *segno);
-            forks.insert(
-                (rel, fork),
-                shape(opts, &opts.naming.relpath(rel, fork)?, segments)?,
-            );
+            forks.insert((rel, fork), shape(opts, rel, fork, segments)?);
         }
         let mut state = self.state();
         for (key, meta) in forks {
@@ -144,7 +165,7 @@ impl MetaCache {
         let mut state = self.state();
         match meta {
             Some(meta) => {
-                state.forks.insert((rel, fork), meta);
+                state.forks.insert((rel, fork), Ok(meta));
             }
             None => {
                 state.forks.remove(&(rel, fork));
@@ -165,58 +186,53 @@ impl MetaCache {
 /// (PostgreSQL leaves them after truncation) are dropped.
 fn shape(
     opts: &ObjectOptions,
-    relpath: &str,
+    rel: RelFileLocator,
+    fork: ForkNumber,
     segments: Vec<(u32, SegmentMeta)>,
-) -> Result<ForkMeta> {
+) -> Result<Result<ForkMeta, Corrupt>> {
     let full = opts.segment_bytes();
+    let bs = u64::from(opts.block_size.get());
+    let corrupt =
+        |segno: u32, size: u64, detail: &'static str| -> Result<Result<ForkMeta, Corrupt>> {
+            Ok(Err(Corrupt {
+                path: opts.naming.segment_path(rel, fork, segno)?,
+                segno,
+                blocks: size / bs,
+                detail,
+            }))
+        };
     let mut out: Vec<SegmentMeta> = Vec::with_capacity(segments.len());
     let mut short_at: Option<(u32, u64)> = None;
     for (expected, (segno, meta)) in segments.into_iter().enumerate() {
-        let corrupt = |detail| Error::CorruptSegment {
-            path: format!("{relpath}.{segno}"),
-            segno,
-            segment_blocks_found: meta.size / u64::from(opts.block_size.get()),
-            detail,
-        };
         if meta.size > full {
-            return Err(corrupt(", more than a segment holds"));
+            return corrupt(segno, meta.size, ", more than a segment holds");
         }
         if segno as usize != expected {
             if meta.size == 0 {
                 continue;
             }
-            return Err(corrupt(" but the segment before it is missing"));
+            return corrupt(segno, meta.size, " but the segment before it is missing");
         }
-        if let Some((short, blocks)) = short_at {
+        if let Some((short, size)) = short_at {
             if meta.size > 0 {
-                return Err(Error::CorruptSegment {
-                    path: if short == 0 {
-                        relpath.to_owned()
-                    } else {
-                        format!("{relpath}.{short}")
-                    },
-                    segno: short,
-                    segment_blocks_found: blocks,
-                    detail: " but a later segment is not empty",
-                });
+                return corrupt(short, size, " but a later segment is not empty");
             }
             continue;
         }
         if meta.size < full {
-            short_at = Some((segno, meta.size / u64::from(opts.block_size.get())));
+            short_at = Some((segno, meta.size));
         }
         out.push(meta);
     }
     let meta = ForkMeta { segments: out };
     if meta.nblocks(opts) > u64::from(MAX_BLOCK_NUMBER) + 1 {
-        return Err(Error::CorruptSegment {
-            path: relpath.to_owned(),
-            segno: 0,
-            segment_blocks_found: meta.nblocks(opts),
-            detail: ", making the fork larger than the largest block number allows",
-        });
+        return corrupt(
+            0,
+            meta.nblocks(opts) * bs,
+            ", making the fork larger than the largest block number allows",
+        );
     }
-    Ok(meta)
+    Ok(Ok(meta))
 }
 
 /// `prefix/rest`, or `rest` without a prefix.
