@@ -40,7 +40,9 @@ use crate::{BlockNumber, BlockSize, Error, ForkNumber, PageBuf, RelFileLocator, 
 ///
 /// Implementations are `Send + Sync` and may be called from many tasks at
 /// once. They do not order concurrent operations on the same blocks: a read
-/// racing a write of the same block may see either version, and a caller
+/// racing a write of the same block may see the old bytes, the new ones, or
+/// a mix of both (as with PostgreSQL's md.c, where the page cache does not
+/// make copies atomic; the buffer manager never lets the two overlap), and a caller
 /// (the buffer manager) must not write, extend or truncate a fork while
 /// another task changes its size. Implementations need a Tokio runtime.
 #[async_trait]

@@ -601,23 +601,34 @@ pub async fn empty_runs(kit: &Kit) {
     kit.expect_nblocks(rel, 1).await;
 }
 
-/// Many reads and writes of different blocks in flight at once on one
-/// backend each see their own blocks.
+/// Many reads and writes in flight at once on one backend: every block no
+/// task writes reads back exactly; each written block is checked by its
+/// only writer. (A read racing a write of the same block may see a mix of
+/// versions, by the trait's contract, so readers skip those blocks.)
 pub async fn concurrent_reads_and_writes(kit: &Kit) {
     let rel = kit.created_rel().await;
     let n = kit.segment_blocks * 2 + 5;
     kit.extend_pattern(rel, 22, 0, n).await;
+    let target = move |task: u32, round: u32| (task * 7 + round * 3) % n;
+    // Task `t` alone writes the blocks it lands on that are `t` modulo 8.
+    let written: std::collections::HashSet<u32> = (0..8u32)
+        .flat_map(|task| (0..4u32).map(move |round| (task, round)))
+        .map(|(task, round)| (task, target(task, round)))
+        .filter(|(task, block)| block % 8 == *task)
+        .map(|(_, block)| block)
+        .collect();
+    let written = std::sync::Arc::new(written);
     let mut tasks = tokio::task::JoinSet::new();
     for task in 0..8u32 {
         let smgr = kit.smgr.clone();
+        let written = written.clone();
         let pages: Vec<Vec<u8>> = (0..n).map(|b| kit.page(22, b)).collect();
         let rewrites: Vec<Vec<u8>> = (0..n).map(|b| kit.page(23, b)).collect();
         tasks.spawn(async move {
             let bs = smgr.block_size();
             for round in 0..4u32 {
-                let blkno = (task * 7 + round * 3) % n;
+                let blkno = target(task, round);
                 if blkno % 8 == task {
-                    // This task alone writes blocks congruent to it mod 8.
                     smgr.writev(
                         rel,
                         MAIN,
@@ -642,10 +653,9 @@ pub async fn concurrent_reads_and_writes(kit: &Kit) {
                         .unwrap();
                     for (i, buf) in got.iter().enumerate() {
                         let b = blkno + i as u32;
-                        assert!(
-                            **buf == *pages[b as usize] || **buf == *rewrites[b as usize],
-                            "{rel} block {b}"
-                        );
+                        if !written.contains(&b) {
+                            assert!(**buf == *pages[b as usize], "{rel} block {b}");
+                        }
                     }
                 }
             }
@@ -653,6 +663,15 @@ pub async fn concurrent_reads_and_writes(kit: &Kit) {
     }
     while let Some(joined) = tasks.join_next().await {
         joined.unwrap_or_else(|e| panic!("concurrent task failed: {e}"));
+    }
+    // Afterwards every block holds exactly its last version.
+    for b in 0..n {
+        let want = if written.contains(&b) {
+            Some(23)
+        } else {
+            Some(22)
+        };
+        kit.expect_blocks(rel, want, b, b + 1).await;
     }
 }
 
