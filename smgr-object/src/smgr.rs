@@ -11,6 +11,13 @@ use smgr_api::{
 use crate::meta::{nblocks32, ForkMeta};
 use crate::{Inner, ObjectSmgr};
 
+/// Where a write may go: over existing blocks, or exactly at the end.
+#[derive(Clone, Copy)]
+enum Place {
+    Inside,
+    AtEnd,
+}
+
 /// The part of a block run inside one segment object.
 #[derive(Clone, Copy)]
 struct Piece {
@@ -159,6 +166,34 @@ impl Inner {
             }
         }
         Ok(())
+    }
+
+    /// The body of `writev`, `extend` and `zero_extend`: load the fork,
+    /// check where the run goes, write it, and record the new segment
+    /// versions even if a later segment failed (the earlier ones did land).
+    async fn write_at(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        first: BlockNumber,
+        count: usize,
+        place: Place,
+        fill: &(dyn Fn(usize, &mut [u8]) + Sync),
+    ) -> Result<()> {
+        let mut meta = self.fork_required(rel, fork).await?;
+        let nblocks = meta.nblocks(&self.opts);
+        let (fits, op) = match place {
+            Place::Inside => (u64::from(first) + count as u64 <= nblocks, "write"),
+            Place::AtEnd => (u64::from(first) == nblocks, "extend"),
+        };
+        if !fits {
+            return Err(self.wrong_block(op, rel, fork, first, &meta)?);
+        }
+        let result = self
+            .write_blocks(rel, fork, &mut meta, first, count, fill)
+            .await;
+        self.meta.set(rel, fork, Some(meta));
+        result
     }
 
     fn wrong_block(
@@ -312,17 +347,11 @@ impl Smgr for ObjectSmgr {
     ) -> Result<Vec<PageBuf>> {
         self.inner.check_bufs(rel, fork, blocknum, &bufs)?;
         self.write(rel, fork, move |inner| async move {
-            let mut meta = inner.fork_required(rel, fork).await?;
-            if u64::from(blocknum) + bufs.len() as u64 > meta.nblocks(&inner.opts) {
-                return Err(inner.wrong_block("write", rel, fork, blocknum, &meta)?);
-            }
-            let result = inner
-                .write_blocks(rel, fork, &mut meta, blocknum, bufs.len(), &|i, page| {
-                    page.copy_from_slice(&bufs[i])
-                })
-                .await;
-            inner.meta.set(rel, fork, Some(meta));
-            result.map(|()| bufs)
+            let fill = |i: usize, page: &mut [u8]| page.copy_from_slice(&bufs[i]);
+            inner
+                .write_at(rel, fork, blocknum, bufs.len(), Place::Inside, &fill)
+                .await?;
+            Ok(bufs)
         })
         .await
     }
@@ -336,17 +365,11 @@ impl Smgr for ObjectSmgr {
     ) -> Result<Vec<PageBuf>> {
         self.inner.check_bufs(rel, fork, blocknum, &bufs)?;
         self.write(rel, fork, move |inner| async move {
-            let mut meta = inner.fork_required(rel, fork).await?;
-            if u64::from(blocknum) != meta.nblocks(&inner.opts) {
-                return Err(inner.wrong_block("extend", rel, fork, blocknum, &meta)?);
-            }
-            let result = inner
-                .write_blocks(rel, fork, &mut meta, blocknum, bufs.len(), &|i, page| {
-                    page.copy_from_slice(&bufs[i])
-                })
-                .await;
-            inner.meta.set(rel, fork, Some(meta));
-            result.map(|()| bufs)
+            let fill = |i: usize, page: &mut [u8]| page.copy_from_slice(&bufs[i]);
+            inner
+                .write_at(rel, fork, blocknum, bufs.len(), Place::AtEnd, &fill)
+                .await?;
+            Ok(bufs)
         })
         .await
     }
@@ -361,22 +384,10 @@ impl Smgr for ObjectSmgr {
         let path = self.inner.opts.naming.relpath(rel, fork)?;
         block_run_end(&path, blocknum, nblocks as usize)?;
         self.write(rel, fork, move |inner| async move {
-            let mut meta = inner.fork_required(rel, fork).await?;
-            if u64::from(blocknum) != meta.nblocks(&inner.opts) {
-                return Err(inner.wrong_block("extend", rel, fork, blocknum, &meta)?);
-            }
-            let result = inner
-                .write_blocks(
-                    rel,
-                    fork,
-                    &mut meta,
-                    blocknum,
-                    nblocks as usize,
-                    &|_, page| page.fill(0),
-                )
-                .await;
-            inner.meta.set(rel, fork, Some(meta));
-            result
+            let zeros = |_: usize, page: &mut [u8]| page.fill(0);
+            inner
+                .write_at(rel, fork, blocknum, nblocks as usize, Place::AtEnd, &zeros)
+                .await
         })
         .await
     }
