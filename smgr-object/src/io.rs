@@ -93,9 +93,12 @@ impl Inner {
         Ok(bytes)
     }
 
-    /// `get_range` through the prefetch cache: a GET already started by
-    /// `prefetch` for the same range and version is joined (single flight)
-    /// and its bytes are taken out of the cache; otherwise this is the GET.
+    /// `get_range` through the prefetch cache. A range that `prefetch` asked
+    /// for goes through the cache: the read joins the GET in flight (single
+    /// flight), takes the cached bytes, or, if the prefetch task has not run
+    /// yet, does the GET itself and leaves the bytes for that task to find,
+    /// so it never fetches them again. Entries expire once idle. Any other
+    /// range is a plain GET that does not fill the cache.
     pub async fn fetch(&self, key: &str, seg: &SegmentMeta, range: Range<u64>) -> Result<Bytes> {
         let cache_key = RangeKey {
             key: key.to_owned(),
@@ -103,12 +106,21 @@ impl Inner {
             start: range.start,
             end: range.end,
         };
-        let result = self
-            .prefetched
-            .try_get_with(cache_key.clone(), self.get_range(key, seg, range))
-            .await;
-        self.prefetched.invalidate(&cache_key).await;
-        result.map_err(|err| copy_error(&err))
+        if !self.is_prefetching(&cache_key) && !self.prefetched.contains_key(&cache_key) {
+            return self.get_range(key, seg, range).await;
+        }
+        self.prefetched
+            .try_get_with(cache_key, self.get_range(key, seg, range))
+            .await
+            .map_err(|err| copy_error(&err))
+    }
+
+    /// Whether `prefetch` registered this range and its task has not ended.
+    pub fn is_prefetching(&self, key: &RangeKey) -> bool {
+        self.prefetching
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(key)
     }
 
     /// The whole segment object at the version `seg` names.

@@ -80,6 +80,8 @@ pub(crate) struct Inner {
     pub opts: ObjectOptions,
     pub meta: meta::MetaCache,
     pub prefetched: moka::future::Cache<io::RangeKey, Bytes>,
+    /// Ranges `prefetch` registered whose task has not finished yet.
+    pub prefetching: std::sync::Mutex<std::collections::HashSet<io::RangeKey>>,
     write_locks: Vec<Arc<tokio::sync::Mutex<()>>>,
     hasher: RandomState,
 }
@@ -106,6 +108,9 @@ impl ObjectSmgr {
             .weigher(|_key: &io::RangeKey, bytes: &Bytes| {
                 u32::try_from(bytes.len()).unwrap_or(u32::MAX)
             })
+            // Bytes a read has used are not taken out (a late prefetch task
+            // must still find them): they leave once idle.
+            .time_to_idle(std::time::Duration::from_secs(5))
             .build();
         Ok(ObjectSmgr {
             inner: Arc::new(Inner {
@@ -113,6 +118,7 @@ impl ObjectSmgr {
                 prefix,
                 meta: meta::MetaCache::default(),
                 prefetched,
+                prefetching: std::sync::Mutex::default(),
                 write_locks: (0..64)
                     .map(|_| Arc::new(tokio::sync::Mutex::new(())))
                     .collect(),

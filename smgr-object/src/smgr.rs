@@ -470,18 +470,30 @@ impl Smgr for ObjectSmgr {
             let inner = self.inner.clone();
             let start = piece.seg_block * bs;
             let range = start..start + piece.count as u64 * bs;
+            let cache_key = crate::io::RangeKey {
+                key: key.clone(),
+                e_tag: seg.e_tag.clone(),
+                start: range.start,
+                end: range.end,
+            };
+            // Registered before the task runs, so a read that comes first
+            // still goes through the cache and the task finds its bytes.
+            inner
+                .prefetching
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(cache_key.clone());
             tokio::spawn(async move {
-                let cache_key = crate::io::RangeKey {
-                    key: key.clone(),
-                    e_tag: seg.e_tag.clone(),
-                    start: range.start,
-                    end: range.end,
-                };
                 // Errors only make the hint useless; the read will say.
                 let _ = inner
                     .prefetched
-                    .try_get_with(cache_key, inner.get_range(&key, &seg, range))
+                    .try_get_with(cache_key.clone(), inner.get_range(&key, &seg, range))
                     .await;
+                inner
+                    .prefetching
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&cache_key);
             });
         }
         true
