@@ -9,8 +9,9 @@
 use std::sync::Arc;
 
 use integration::{pg15_cluster, pg_checksums};
-use smgr_api::{BlockSize, ForkNumber, PageFormat, PageVerifier, PathNaming, Smgr, SmgrExt};
-use smgr_cli::verify::{verify_forks, VerifyOptions};
+use smgr_api::{ForkNumber, PathNaming, Smgr, SmgrExt};
+use smgr_cli::location::{Location, LocationOptions};
+use smgr_cli::verify::{verify_location, VerifyOptions};
 use smgr_md::{MdOptions, MdSmgr};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,21 +23,22 @@ async fn every_block_of_a_real_cluster_verifies() {
     let forks = smgr.list_forks().await.unwrap();
     assert!(forks.len() > 1000, "only {} forks found", forks.len());
 
-    let verifier = PageVerifier::new(PageFormat::Postgres { checksums: true }, BlockSize::DEFAULT);
-    let report = verify_forks(
-        smgr.clone(),
-        &smgr.options().naming,
-        &forks,
-        verifier,
-        VerifyOptions::default(),
+    // Every page through the buffer pool and read streams, as `smgr verify`.
+    let report = verify_location(
+        &Location::Local(cluster.data.clone()),
+        &LocationOptions::default(),
+        VerifyOptions::local(),
+        Default::default(),
     )
     .await
     .unwrap();
     assert!(
-        report.failures.is_empty(),
-        "bad pages: {:?}",
-        &report.failures[..report.failures.len().min(5)]
+        report.bad_blocks.is_empty() && report.problems.is_empty(),
+        "bad pages: {:?}, problems: {:?}",
+        &report.bad_blocks[..report.bad_blocks.len().min(5)],
+        report.problems
     );
+    assert_eq!(report.forks, forks.len() as u64, "forks verified vs listed");
 
     // pgbench_accounts spans two segments and every block of both was read.
     let accounts = PathNaming::default()

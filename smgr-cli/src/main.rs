@@ -1,20 +1,30 @@
 //! The `smgr` command. See `smgr --help`.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
-use smgr_api::{BlockSize, PageFormat, PageVerifier, PathNaming, DEFAULT_SEGMENT_BLOCKS};
-use smgr_cli::verify::{verify_forks, VerifyOptions};
-use smgr_md::{MdOptions, MdSmgr};
+use bufmgr::{BufferPool, PoolConfig};
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use smgr_api::{BlockSize, PageFormat, PathNaming, DEFAULT_SEGMENT_BLOCKS};
+use smgr_cli::location::{Location, LocationOptions};
+use smgr_cli::scan::{scan_one_block, scan_stream, table};
+use smgr_cli::upload::{upload, UploadOptions};
+use smgr_cli::verify::{verify_location, Progress, VerifyOptions};
+use smgr_object::StoreOptions;
+use streamread::StreamConfig;
 
 #[derive(Parser)]
 #[command(
     name = "smgr",
     version,
-    about = "Storage manager tool: PostgreSQL-layout relations on local disk"
+    about = "PostgreSQL-layout relations on local disk or in an object store: verify, scan, upload, benchmark",
+    after_help = "Logs go to stderr; set RUST_LOG (e.g. RUST_LOG=debug) to see more."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -23,47 +33,178 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Write a relation, read it back with every page verified, then show a
-    /// flipped byte being caught. Uses a temporary directory unless --dir.
+    /// Write a relation of checksummed pages in a temporary directory, scan
+    /// it with a read stream and one block at a time, verify it, and show a
+    /// flipped byte being caught. Needs no server.
     Demo {
         /// Directory to use instead of a temporary one (kept afterwards).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Blocks to write.
-        #[arg(long, default_value_t = 4096)]
+        /// Blocks to write (8 KiB each).
+        #[arg(long, default_value_t = 32768)]
         blocks: u32,
-        /// Blocks per segment file (small, so the demo makes several).
-        #[arg(long, default_value_t = 1024)]
+        /// Blocks per segment file.
+        #[arg(long, default_value_t = 16384)]
         segment_blocks: u32,
     },
-    /// Read every block of every relation in a PostgreSQL data directory and
-    /// verify each page (like `pg_checksums --check`). Exits 1 if any page
-    /// is bad.
+    /// Check every page of every relation fork with PostgreSQL's checksum,
+    /// like `pg_checksums --check`. Exit status: 0 all pages good, 1 bad
+    /// pages found, 2 usage errors or files that could not be checked.
     Verify {
-        /// The data directory (PGDATA).
-        #[arg(long, short = 'D')]
-        pgdata: PathBuf,
+        /// A data directory, or an object-store URL holding one
+        /// (s3://bucket/prefix, file:///dir).
+        #[arg(required_unless_present = "pgdata")]
+        location: Option<String>,
+        /// The data directory, as pg_checksums takes it.
+        #[arg(short = 'D', long, conflicts_with = "location")]
+        pgdata: Option<String>,
         /// Only check page headers (a cluster initialized without
         /// --data-checksums).
         #[arg(long)]
         no_checksums: bool,
-        /// Block size of the cluster.
-        #[arg(long, default_value_t = 8192)]
-        block_size: u32,
-        /// Blocks per segment file (RELSEG_SIZE).
-        #[arg(long, default_value_t = DEFAULT_SEGMENT_BLOCKS)]
-        segment_blocks: u32,
-        /// Tablespace version directory (PG_15_202209061 for PostgreSQL 15).
+        /// Streams read at the same time.
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        /// Print the report as JSON.
         #[arg(long)]
-        tablespace_version_dir: Option<String>,
-        /// Chunks verified at the same time.
-        #[arg(long, default_value_t = 4)]
-        jobs: usize,
+        json: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        store: StoreArgs,
     },
+    /// Scan one relation fork through a read stream and print its
+    /// statistics.
+    Scan {
+        /// A data directory or an object-store URL.
+        location: String,
+        /// The fork's path in the data directory: base/16384/16397,
+        /// base/16384/16397_fsm.
+        relation: String,
+        /// Read one block at a time instead of through a stream.
+        #[arg(long)]
+        naive: bool,
+        /// Buffer pool size in MiB.
+        #[arg(long, default_value_t = 64)]
+        pool_mib: usize,
+        /// Largest combined read in KiB (io_combine_limit).
+        #[arg(long, default_value_t = 128)]
+        combine_kib: usize,
+        /// Print the statistics as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Copy a data directory's relation files into an object store (the
+    /// files `verify` checks), so they can be verified and scanned there.
+    Upload {
+        /// The data directory.
+        pgdata: PathBuf,
+        /// Where to: s3://bucket/prefix, file:///dir.
+        url: String,
+        /// Files uploaded at the same time.
+        #[arg(long, short = 'j', default_value_t = 4)]
+        jobs: usize,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Run the side-by-side comparisons of BENCHMARKS.md on generated data
+    /// and print one table of ratios.
+    Bench {
+        /// Directory for the generated data (a temporary one by default).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Size of the generated relation in MiB.
+        #[arg(long, default_value_t = 512)]
+        mib: u32,
+    },
+}
+
+/// How the cluster was built.
+#[derive(Args, Clone)]
+struct ClusterArgs {
+    /// Block size (BLCKSZ).
+    #[arg(long, default_value_t = 8192)]
+    block_size: u32,
+    /// Blocks per segment file (RELSEG_SIZE).
+    #[arg(long, default_value_t = DEFAULT_SEGMENT_BLOCKS)]
+    segment_blocks: u32,
+    /// Tablespace version directory (PG_15_202209061 for PostgreSQL 15).
+    #[arg(long)]
+    tablespace_version_dir: Option<String>,
+}
+
+/// S3 settings; keys come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+#[derive(Args, Clone)]
+struct StoreArgs {
+    /// S3 endpoint for servers other than AWS (default: AWS_ENDPOINT_URL or
+    /// AWS_ENDPOINT). Plain http:// is allowed for it, and path-style
+    /// addressing is used.
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// S3 region (default: AWS_REGION, else us-east-1 with an endpoint).
+    #[arg(long)]
+    region: Option<String>,
+}
+
+impl ClusterArgs {
+    fn options(&self, store: &StoreArgs) -> smgr_api::Result<LocationOptions> {
+        let mut options = LocationOptions {
+            block_size: BlockSize::new(self.block_size)?,
+            segment_blocks: self.segment_blocks,
+            store: store.options(),
+            ..LocationOptions::default()
+        };
+        if self.segment_blocks == 0 {
+            return Err(smgr_api::Error::InvalidSetting {
+                name: "segment_blocks",
+                value: 0,
+                reason: "a segment holds at least one block",
+            });
+        }
+        if let Some(dir) = &self.tablespace_version_dir {
+            options.naming = PathNaming::new(dir.clone())?;
+        }
+        Ok(options)
+    }
+}
+
+impl StoreArgs {
+    fn options(&self) -> StoreOptions {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let mut options = StoreOptions::new();
+        options.endpoint = self
+            .endpoint
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL"))
+            .or_else(|| env("AWS_ENDPOINT"));
+        options.region = self.region.clone().or_else(|| env("AWS_REGION"));
+        if let Some(endpoint) = &options.endpoint {
+            options.allow_http = endpoint.starts_with("http://");
+            options.path_style = true;
+            options.region.get_or_insert_with(|| "us-east-1".to_owned());
+        }
+        options
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -71,19 +212,19 @@ fn main() -> ExitCode {
         Ok(runtime) => runtime,
         Err(err) => {
             eprintln!("smgr: cannot start the async runtime: {err}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(2);
         }
     };
     match runtime.block_on(run(cli.command)) {
-        Ok(code) => code,
+        Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("smgr: {err}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }
 
-async fn run(command: Command) -> smgr_api::Result<ExitCode> {
+async fn run(command: Command) -> Result<u8, bufmgr::Error> {
     match command {
         Command::Demo {
             dir,
@@ -92,7 +233,7 @@ async fn run(command: Command) -> smgr_api::Result<ExitCode> {
         } => {
             if blocks == 0 || segment_blocks == 0 {
                 eprintln!("smgr demo: --blocks and --segment-blocks must be at least 1");
-                return Ok(ExitCode::from(2));
+                return Ok(2);
             }
             let temp;
             let dir = match dir {
@@ -107,50 +248,180 @@ async fn run(command: Command) -> smgr_api::Result<ExitCode> {
                 "{}",
                 smgr_cli::demo::run_demo(&dir, blocks, segment_blocks).await?
             );
-            Ok(ExitCode::SUCCESS)
+            Ok(0)
         }
         Command::Verify {
+            location,
             pgdata,
             no_checksums,
-            block_size,
-            segment_blocks,
-            tablespace_version_dir,
             jobs,
+            json,
+            cluster,
+            store,
         } => {
-            let block_size = BlockSize::new(block_size)?;
-            let mut options = MdOptions::new(block_size, segment_blocks).read_only();
-            if let Some(dir) = tablespace_version_dir {
-                options = options.naming(PathNaming::new(dir)?);
-            }
-            let smgr = MdSmgr::open(&pgdata, options)?;
-            let started = Instant::now();
-            let forks = smgr.list_forks().await?;
-            let verifier = PageVerifier::new(
-                PageFormat::Postgres {
-                    checksums: !no_checksums,
-                },
-                block_size,
-            );
-            let verify_options = VerifyOptions {
-                jobs,
-                ..VerifyOptions::default()
+            let Some(location) = location.or(pgdata) else {
+                eprintln!("smgr verify: give a data directory or URL");
+                return Ok(2);
             };
-            let naming = smgr.options().naming.clone();
-            let report =
-                verify_forks(Arc::new(smgr), &naming, &forks, verifier, verify_options).await?;
-            for failure in &report.failures {
-                println!("{failure}");
+            let location = Location::parse(&location);
+            let options = cluster.options(&store)?;
+            let mut verify_options = match location {
+                Location::Local(_) => VerifyOptions::local(),
+                Location::Object(_) => VerifyOptions::object_store(),
+            };
+            verify_options.checksums = !no_checksums;
+            if let Some(jobs) = jobs {
+                verify_options.jobs = jobs.max(1);
             }
-            println!("Forks scanned:   {}", report.forks);
-            println!("Blocks scanned:  {}", report.blocks);
-            println!("New (all-zero):  {}", report.new_pages);
-            println!("Bad pages:       {}", report.failures.len());
-            println!("Time:            {:.3} s", started.elapsed().as_secs_f64());
-            Ok(if report.failures.is_empty() {
-                ExitCode::SUCCESS
+            let progress = Arc::new(Progress::default());
+            let bar = show_progress(progress.clone(), !json, "blocks");
+            let report = verify_location(&location, &options, verify_options, progress).await;
+            finish_progress(bar).await;
+            let report = report?;
+            if json {
+                print_json(&report);
             } else {
-                ExitCode::FAILURE
-            })
+                print!("{}", report.to_text());
+            }
+            Ok(report.exit_code())
         }
+        Command::Scan {
+            location,
+            relation,
+            naive,
+            pool_mib,
+            combine_kib,
+            json,
+            cluster,
+            store,
+        } => {
+            let location = Location::parse(&location);
+            let options = cluster.options(&store)?;
+            let seg = options.naming.parse(&relation)?;
+            if seg.segno != 0 {
+                return Err(smgr_api::Error::InvalidPath {
+                    input: relation,
+                    reason: "name the fork's first segment, without a .N suffix",
+                }
+                .into());
+            }
+            let opened = location.open(&options)?;
+            let nblocks = opened.smgr.nblocks(seg.locator, seg.fork).await?;
+            let frames = (pool_mib << 20) / options.block_size.bytes();
+            let pool = BufferPool::new(
+                opened.smgr.clone(),
+                PoolConfig::new(frames, PageFormat::Postgres { checksums: true }),
+            )?;
+            let outcome = if naive {
+                scan_one_block(&pool, seg.locator, seg.fork, nblocks).await
+            } else {
+                let config = StreamConfig::default().io_combine_bytes(combine_kib << 10);
+                scan_stream(&pool, seg.locator, seg.fork, nblocks, config).await
+            };
+            match outcome {
+                Ok(report) if json => print_json(&report),
+                Ok(report) => print!("{relation} at {location}\n{}", table(&[report])),
+                Err(bufmgr::Error::Storage(err @ smgr_api::Error::CorruptPage { .. })) => {
+                    eprintln!("smgr scan: {err}");
+                    return Ok(1);
+                }
+                Err(err) => return Err(err),
+            }
+            Ok(0)
+        }
+        Command::Upload {
+            pgdata,
+            url,
+            jobs,
+            json,
+            cluster,
+            store,
+        } => {
+            let options = cluster.options(&store)?;
+            let upload_options = UploadOptions {
+                jobs: jobs.max(1),
+                ..UploadOptions::default()
+            };
+            let progress = Arc::new(Progress::default());
+            let bar = show_progress(progress.clone(), !json, "bytes");
+            let report = upload(&pgdata, &url, &options, upload_options, progress).await;
+            finish_progress(bar).await;
+            let report = report?;
+            if json {
+                print_json(&report);
+            } else {
+                for file in &report.not_relation_files {
+                    println!("not uploaded (not a relation file): {file}");
+                }
+                for failed in &report.failed {
+                    println!("error: {}: {}", failed.file, failed.message);
+                }
+                println!(
+                    "uploaded {} files ({} in parts), {:.1} MiB in {:.2} s to {url}",
+                    report.files,
+                    report.multipart_files,
+                    report.bytes as f64 / (1 << 20) as f64,
+                    report.seconds
+                );
+            }
+            Ok(if report.failed.is_empty() { 0 } else { 2 })
+        }
+        Command::Bench { dir, mib } => {
+            let temp;
+            let dir = match dir {
+                Some(dir) => dir,
+                None => {
+                    temp = tempfile::tempdir()
+                        .map_err(|e| smgr_api::Error::io("create", "temporary directory", e))?;
+                    temp.path().to_path_buf()
+                }
+            };
+            print!("{}", smgr_cli::bench::run_bench(&dir, mib).await?);
+            Ok(0)
+        }
+    }
+}
+
+fn print_json(value: &impl Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(text) => println!("{text}"),
+        Err(err) => eprintln!("smgr: cannot write JSON: {err}"),
+    }
+}
+
+/// A progress bar on stderr when it is a terminal; nothing otherwise.
+fn show_progress(
+    progress: Arc<Progress>,
+    wanted: bool,
+    unit: &'static str,
+) -> Option<(ProgressBar, tokio::task::JoinHandle<()>)> {
+    if !wanted || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = ProgressBar::new(0);
+    let template = if unit == "bytes" {
+        "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
+    } else {
+        "{bar:40} {pos}/{len} blocks {per_sec} eta {eta}"
+    };
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    let ticking = bar.clone();
+    let task = tokio::spawn(async move {
+        loop {
+            ticking.set_length(progress.total.load(Ordering::Relaxed));
+            ticking.set_position(progress.done.load(Ordering::Relaxed));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    Some((bar, task))
+}
+
+async fn finish_progress(bar: Option<(ProgressBar, tokio::task::JoinHandle<()>)>) {
+    if let Some((bar, task)) = bar {
+        task.abort();
+        let _ = task.await;
+        bar.finish_and_clear();
     }
 }

@@ -1,156 +1,409 @@
-//! Reading every block of a set of forks and verifying each page.
+//! `smgr verify`: every page of every relation fork, read through the
+//! buffer pool by read streams and checked by the pool's page verifier.
 //!
-//! This is the whole-relation check an operator runs on a data directory
-//! (what `pg_checksums --check` does), over any `Smgr`. Forks are cut into
-//! chunks that run as concurrent tasks so that both reading and checksum
-//! work spread over all cores; each chunk reads runs of `combine_blocks`
-//! blocks with one `readv` each.
+//! Forks are cut into chunks of `chunk_blocks`; up to `jobs` chunks run as
+//! concurrent tasks, each one [`ReadStream`] over its block range, so
+//! several relations are read at once and the pool's read tasks (where
+//! pages are verified) spread over every core. A page that fails
+//! verification comes back from the stream as `CorruptPage` and the stream
+//! goes on; any other error ends that chunk and is reported as a problem
+//! of its file.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
+use bufmgr::{BufferPool, PoolConfig};
+use serde::Serialize;
 use smgr_api::{
-    BlockNumber, Error, ForkNumber, PageBuf, PageState, PageVerifier, PathNaming, RelFileLocator,
-    Result, Smgr,
+    is_all_zero, BlockNumber, Error, ForkNumber, PageFormat, PathNaming, RelFileLocator, Smgr,
 };
+use streamread::{ReadStream, StreamConfig, StreamFlags};
 use tokio::task::JoinSet;
+
+use crate::inventory::{Inventory, Problem};
+use crate::location::{Location, LocationOptions};
 
 /// How to verify.
 #[derive(Clone, Copy, Debug)]
 pub struct VerifyOptions {
-    /// Blocks per `readv` (16 = 128 KiB at 8 KiB blocks).
-    pub combine_blocks: usize,
-    /// Blocks per task; forks larger than this are checked in parallel
-    /// pieces.
-    pub chunk_blocks: BlockNumber,
-    /// Chunks checked at the same time.
+    /// Check PostgreSQL data checksums (`initdb --data-checksums`); when
+    /// false only page headers are checked.
+    pub checksums: bool,
+    /// Chunks (streams) read at the same time.
     pub jobs: usize,
+    /// Blocks per chunk: larger forks are read by several streams.
+    pub chunk_blocks: BlockNumber,
+    /// Each stream's look-ahead limits.
+    pub stream: StreamConfig,
 }
 
-impl Default for VerifyOptions {
-    fn default() -> Self {
+impl VerifyOptions {
+    /// For local files: 128 KiB reads, 4 streams of 16 Ki blocks.
+    pub fn local() -> Self {
         VerifyOptions {
-            combine_blocks: 16,
-            chunk_blocks: 4096,
+            checksums: true,
             jobs: 4,
+            chunk_blocks: 16 * 1024,
+            stream: StreamConfig::default(),
         }
+    }
+
+    /// For object stores, where a request costs milliseconds: 1 MiB reads
+    /// and more of them in flight.
+    pub fn object_store() -> Self {
+        VerifyOptions {
+            stream: StreamConfig::default()
+                .io_combine_bytes(1 << 20)
+                .max_ios(16),
+            jobs: 6,
+            ..Self::local()
+        }
+    }
+
+    /// The buffer pool the streams share, and the readers it is divided
+    /// among: room for each stream's full pin budget,
+    /// `(max_ios + 1) × combine`, twice over, so that pins still held by a
+    /// finished stream's read tasks and frames busy with I/O never starve
+    /// the running ones.
+    fn pool_config(&self, block_size: usize, format: PageFormat) -> PoolConfig {
+        let combine = (self.stream.io_combine_bytes / block_size).max(1);
+        let readers = 2 * self.jobs.max(1);
+        PoolConfig::new(readers * (self.stream.max_ios + 1) * combine, format).max_readers(readers)
     }
 }
 
+/// A page that failed verification.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct BadBlock {
+    /// The segment file, relative to the data directory.
+    pub file: String,
+    /// The block's number within that file.
+    pub block_in_file: BlockNumber,
+    /// The block's number in its fork (what the checksum covers).
+    pub block: BlockNumber,
+    /// What is wrong (`checksum mismatch: calculated …, stored …`).
+    pub detail: String,
+}
+
 /// What a verification found.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct VerifyReport {
+    /// The location checked.
+    pub location: String,
+    /// Segment files checked.
+    pub files: u64,
     /// Forks checked.
     pub forks: u64,
     /// Blocks read and verified.
     pub blocks: u64,
-    /// Of those, all-zero (new) pages, which are valid but carry no
-    /// checksum.
+    /// Of those, new (all-zero) pages, valid without a checksum.
     pub new_pages: u64,
-    /// Every page that failed, as `Error::CorruptPage`, in fork and block
-    /// order.
-    pub failures: Vec<Error>,
+    /// Bytes in the segment files (logical bytes).
+    pub bytes: u64,
+    /// Files skipped by name, as `pg_checksums` skips them.
+    pub skipped_files: u64,
+    /// Pages that failed, by file and block.
+    pub bad_blocks: Vec<BadBlock>,
+    /// Files that could not be checked completely.
+    pub problems: Vec<Problem>,
+    /// Combined reads the streams issued.
+    pub reads: u64,
+    /// Blocks those reads covered.
+    pub blocks_read: u64,
+    /// Blocks found already in the buffer pool.
+    pub hits: u64,
+    /// Wall time, in seconds.
+    pub seconds: f64,
 }
 
-/// Reads every block of `forks` and verifies it with `verifier`. I/O errors
-/// (a short read, a missing file) stop the check and are returned; pages
-/// that fail verification are collected in the report.
-pub async fn verify_forks(
+impl VerifyReport {
+    /// The exit status `pg_checksums --check` would give, with 2 for
+    /// anything that kept a file from being checked: 0 all good, 1 bad
+    /// pages, 2 problems.
+    pub fn exit_code(&self) -> u8 {
+        if !self.problems.is_empty() {
+            2
+        } else if !self.bad_blocks.is_empty() {
+            1
+        } else {
+            0
+        }
+    }
+
+    /// The report as text, in `pg_checksums`' words where it has them.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        for bad in &self.bad_blocks {
+            let _ = writeln!(
+                out,
+                "checksum verification failed in file \"{}\", block {} (block {} of the fork): {}",
+                bad.file, bad.block_in_file, bad.block, bad.detail
+            );
+        }
+        for problem in &self.problems {
+            let _ = writeln!(out, "error: {}: {}", problem.file, problem.message);
+        }
+        let mib = self.bytes as f64 / (1024.0 * 1024.0);
+        let _ = writeln!(out, "Location:        {}", self.location);
+        let _ = writeln!(out, "Files scanned:   {}", self.files);
+        let _ = writeln!(out, "Forks scanned:   {}", self.forks);
+        let _ = writeln!(out, "Blocks scanned:  {}", self.blocks);
+        let _ = writeln!(out, "New pages:       {}", self.new_pages);
+        let _ = writeln!(out, "Bad checksums:   {}", self.bad_blocks.len());
+        let _ = writeln!(out, "Problems:        {}", self.problems.len());
+        let _ = writeln!(
+            out,
+            "Read:            {mib:.1} MiB in {:.3} s ({:.0} MiB/s), {} reads of {:.1} blocks on average",
+            self.seconds,
+            mib / self.seconds.max(1e-9),
+            self.reads,
+            self.blocks_read as f64 / self.reads.max(1) as f64
+        );
+        out
+    }
+}
+
+/// Blocks to check and blocks done so far, for a progress bar.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Blocks that will be checked (set when the files are listed).
+    pub total: AtomicU64,
+    /// Blocks checked so far.
+    pub done: AtomicU64,
+}
+
+/// Lists `location`, sorts its files as `pg_checksums` does and verifies
+/// every readable block; the report names the location.
+pub async fn verify_location(
+    location: &Location,
+    options: &LocationOptions,
+    verify_options: VerifyOptions,
+    progress: Arc<Progress>,
+) -> Result<VerifyReport, bufmgr::Error> {
+    let opened = location.open(options)?;
+    let files = opened.list().await?;
+    let inventory = Inventory::build(
+        files,
+        &options.naming,
+        options.block_size,
+        options.segment_blocks,
+    );
+    progress
+        .total
+        .store(inventory.readable_blocks(), Ordering::Relaxed);
+    let mut report = verify(
+        opened.smgr.clone(),
+        &options.naming,
+        options.segment_blocks,
+        &inventory,
+        verify_options,
+        progress,
+    )
+    .await?;
+    report.location = location.to_string();
+    Ok(report)
+}
+
+/// Verifies every readable block of `inventory` through a buffer pool over
+/// `smgr`. Pages that fail and files that cannot be read are in the
+/// report; the error return is for a pool that cannot be built.
+pub async fn verify(
     smgr: Arc<dyn Smgr>,
     naming: &PathNaming,
-    forks: &[(RelFileLocator, ForkNumber)],
-    verifier: PageVerifier,
+    segment_blocks: BlockNumber,
+    inventory: &Inventory,
     options: VerifyOptions,
-) -> Result<VerifyReport> {
-    let mut report = VerifyReport::default();
+    progress: Arc<Progress>,
+) -> Result<VerifyReport, bufmgr::Error> {
+    let started = Instant::now();
+    let bs = smgr.block_size();
+    let format = PageFormat::Postgres {
+        checksums: options.checksums,
+    };
+    let pool = BufferPool::new(smgr, options.pool_config(bs.bytes(), format))?;
+
+    let mut report = VerifyReport {
+        files: inventory.files() as u64,
+        forks: inventory.forks.len() as u64,
+        bytes: inventory.bytes(),
+        skipped_files: inventory.skipped,
+        problems: inventory.problems.clone(),
+        ..VerifyReport::default()
+    };
+
+    let step = options.chunk_blocks.max(1);
     let mut chunks = Vec::new();
-    for &(rel, fork) in forks {
-        let nblocks = smgr.nblocks(rel, fork).await?;
-        report.forks += 1;
-        let step = options.chunk_blocks.max(1);
+    for fork in &inventory.forks {
         let mut first = 0;
-        while first < nblocks {
-            let end = first.saturating_add(step).min(nblocks);
-            chunks.push((rel, fork, first, end));
+        while first < fork.readable {
+            let end = first.saturating_add(step).min(fork.readable);
+            chunks.push(Chunk {
+                rel: fork.rel,
+                fork: fork.fork,
+                first,
+                end,
+            });
             first = end;
         }
     }
-    let mut results = Vec::with_capacity(chunks.len());
+    // Largest first, so the last chunks to finish are small ones.
+    chunks.sort_by_key(|c| std::cmp::Reverse(c.end - c.first));
+
+    let shared = Arc::new(ChunkContext {
+        pool,
+        naming: naming.clone(),
+        segment_blocks,
+        stream: options.stream,
+        progress,
+    });
     let mut tasks = JoinSet::new();
-    let mut pending = chunks.into_iter().enumerate();
+    let mut pending = chunks.into_iter();
     loop {
         while tasks.len() < options.jobs.max(1) {
-            let Some((index, (rel, fork, first, end))) = pending.next() else {
-                break;
-            };
-            let smgr = smgr.clone();
-            let path = naming.relpath(rel, fork)?;
-            tasks.spawn(async move {
-                let chunk = verify_chunk(
-                    &*smgr,
-                    path,
-                    rel,
-                    fork,
-                    first,
-                    end,
-                    verifier,
-                    options.combine_blocks,
-                )
-                .await;
-                (index, chunk)
-            });
+            let Some(chunk) = pending.next() else { break };
+            let shared = shared.clone();
+            tasks.spawn(async move { shared.verify_chunk(chunk).await });
         }
         let Some(joined) = tasks.join_next().await else {
             break;
         };
-        let (index, chunk) =
-            joined.map_err(|err| Error::io("verify", "task", std::io::Error::other(err)))?;
-        results.push((index, chunk?));
+        match joined {
+            Ok(done) => report.add(done),
+            Err(err) => report.problems.push(Problem {
+                file: "(verification task)".to_owned(),
+                message: format!("a verification task failed: {err}"),
+            }),
+        }
     }
-    results.sort_by_key(|(index, _)| *index);
-    for (_, chunk) in results {
-        report.blocks += chunk.blocks;
-        report.new_pages += chunk.new_pages;
-        report.failures.extend(chunk.failures);
-    }
+    report.bad_blocks.sort();
+    report.problems.sort();
+    report.problems.dedup();
+    report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn verify_chunk(
-    smgr: &dyn Smgr,
-    path: String,
+#[derive(Clone, Copy, Debug)]
+struct Chunk {
     rel: RelFileLocator,
     fork: ForkNumber,
     first: BlockNumber,
     end: BlockNumber,
-    verifier: PageVerifier,
-    combine: usize,
-) -> Result<VerifyReport> {
-    let mut report = VerifyReport::default();
-    let bs = smgr.block_size();
-    let mut bufs = PageBuf::zeroed_blocks(bs, combine.max(1));
-    let mut block = first;
-    while block < end {
-        let n = ((end - block) as usize).min(combine.max(1));
-        bufs.truncate(n);
-        bufs = smgr.readv(rel, fork, block, bufs).await?;
-        for (i, page) in bufs.iter().enumerate() {
-            let blkno = block + i as BlockNumber;
-            match verifier.verify(page, blkno) {
-                Ok(PageState::Valid) => {}
-                Ok(PageState::New) => report.new_pages += 1,
-                Err(detail) => report.failures.push(Error::CorruptPage {
-                    path: path.clone(),
-                    block: blkno,
-                    detail,
-                }),
+}
+
+struct ChunkContext {
+    pool: BufferPool,
+    naming: PathNaming,
+    segment_blocks: BlockNumber,
+    stream: StreamConfig,
+    progress: Arc<Progress>,
+}
+
+#[derive(Default)]
+struct ChunkDone {
+    blocks: u64,
+    new_pages: u64,
+    bad: Vec<BadBlock>,
+    problem: Option<Problem>,
+    reads: u64,
+    blocks_read: u64,
+    hits: u64,
+}
+
+impl VerifyReport {
+    fn add(&mut self, done: ChunkDone) {
+        self.blocks += done.blocks;
+        self.new_pages += done.new_pages;
+        self.bad_blocks.extend(done.bad);
+        self.problems.extend(done.problem);
+        self.reads += done.reads;
+        self.blocks_read += done.blocks_read;
+        self.hits += done.hits;
+    }
+}
+
+impl ChunkContext {
+    fn file_of(&self, chunk: &Chunk, block: BlockNumber) -> (String, BlockNumber) {
+        let segno = block / self.segment_blocks;
+        let file = self
+            .naming
+            .segment_path(chunk.rel, chunk.fork, segno)
+            .unwrap_or_else(|_| format!("{} ({:?})", chunk.rel, chunk.fork));
+        (file, block % self.segment_blocks)
+    }
+
+    async fn verify_chunk(&self, chunk: Chunk) -> ChunkDone {
+        let flags = StreamFlags {
+            full: true,
+            ..StreamFlags::default()
+        };
+        let mut stream = ReadStream::range(
+            &self.pool,
+            chunk.rel,
+            chunk.fork,
+            self.stream,
+            flags,
+            chunk.first..chunk.end,
+        );
+        let mut done = ChunkDone::default();
+        let mut block = chunk.first;
+        let mut unreported = 0;
+        loop {
+            let outcome = stream.next_buffer().await;
+            let failure = match outcome {
+                Ok(None) => break,
+                Ok(Some((buffer, ()))) => match buffer.read() {
+                    Ok(page) => {
+                        if is_all_zero(&page) {
+                            done.new_pages += 1;
+                        }
+                        None
+                    }
+                    Err(err) => Some(err),
+                },
+                Err(bufmgr::Error::Storage(Error::CorruptPage {
+                    block: bad, detail, ..
+                })) => {
+                    let (file, block_in_file) = self.file_of(&chunk, bad);
+                    done.bad.push(BadBlock {
+                        file,
+                        block_in_file,
+                        block: bad,
+                        detail: detail.to_string(),
+                    });
+                    None
+                }
+                Err(err) => Some(err),
+            };
+            if let Some(err) = failure {
+                // The file the storage manager names, else the block's.
+                let file = match &err {
+                    bufmgr::Error::Storage(Error::Io { path, .. }) => path.clone(),
+                    _ => self.file_of(&chunk, block).0,
+                };
+                done.problem = Some(Problem {
+                    file,
+                    message: format!(
+                        "{err}; blocks {block}..{} of this fork are not checked",
+                        chunk.end
+                    ),
+                });
+                break;
+            }
+            done.blocks += 1;
+            block += 1;
+            unreported += 1;
+            if unreported == 256 {
+                self.progress.done.fetch_add(unreported, Ordering::Relaxed);
+                unreported = 0;
             }
         }
-        report.blocks += n as u64;
-        block += n as BlockNumber;
-        while bufs.len() < combine.max(1) {
-            bufs.push(PageBuf::zeroed_block(bs));
-        }
+        self.progress.done.fetch_add(unreported, Ordering::Relaxed);
+        let stats = stream.stats();
+        done.reads = stats.reads;
+        done.blocks_read = stats.blocks_read;
+        done.hits = stats.hits;
+        done
     }
-    Ok(report)
 }

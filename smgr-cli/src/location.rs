@@ -1,0 +1,237 @@
+//! Where a data directory is: a local path or an object-store URL, opened
+//! as a storage manager plus a listing of its relation files.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+use smgr_api::{BlockNumber, BlockSize, Error, PathNaming, Result, Smgr};
+use smgr_md::{MdOptions, MdSmgr};
+use smgr_object::{store_from_url, ObjectOptions, ObjectSmgr, StoreOptions};
+
+use crate::inventory::{scanned_path, skipped_entry, ListedFile, RELATION_DIRS};
+
+/// How to open a location.
+#[derive(Clone, Debug)]
+pub struct LocationOptions {
+    /// Bytes per block (the cluster's `BLCKSZ`).
+    pub block_size: BlockSize,
+    /// Blocks per segment file (the cluster's `RELSEG_SIZE`).
+    pub segment_blocks: BlockNumber,
+    /// File naming (the tablespace version directory).
+    pub naming: PathNaming,
+    /// S3 connection settings for `s3://` URLs.
+    pub store: StoreOptions,
+}
+
+impl Default for LocationOptions {
+    fn default() -> Self {
+        LocationOptions {
+            block_size: BlockSize::DEFAULT,
+            segment_blocks: smgr_api::DEFAULT_SEGMENT_BLOCKS,
+            naming: PathNaming::default(),
+            store: StoreOptions::new(),
+        }
+    }
+}
+
+/// A data directory, local or in an object store.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// A local directory.
+    Local(PathBuf),
+    /// An object-store URL: `s3://bucket/prefix`, `file:///dir`,
+    /// `memory://`.
+    Object(String),
+}
+
+impl Location {
+    /// A URL with a scheme is an object store; anything else is a path.
+    pub fn parse(text: &str) -> Location {
+        if text.contains("://") {
+            Location::Object(text.to_owned())
+        } else {
+            Location::Local(PathBuf::from(text))
+        }
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Local(path) => write!(f, "{}", path.display()),
+            Location::Object(url) => f.write_str(url),
+        }
+    }
+}
+
+/// An opened location: the storage manager to read through, and a way to
+/// list the files `pg_checksums` would look at.
+pub struct Opened {
+    /// Reads relation blocks.
+    pub smgr: Arc<dyn Smgr>,
+    source: Source,
+    naming: PathNaming,
+}
+
+enum Source {
+    Local(PathBuf),
+    Object {
+        store: Arc<dyn ObjectStore>,
+        prefix: String,
+    },
+}
+
+impl Location {
+    /// Opens the location read-only.
+    pub fn open(&self, options: &LocationOptions) -> Result<Opened> {
+        match self {
+            Location::Local(dir) => {
+                if !dir.is_dir() {
+                    return Err(Error::InvalidPath {
+                        input: dir.display().to_string(),
+                        reason: "not a directory (expected a PostgreSQL data directory or an s3://, file:// URL)",
+                    });
+                }
+                let md = MdOptions::new(options.block_size, options.segment_blocks)
+                    .naming(options.naming.clone())
+                    .read_only();
+                Ok(Opened {
+                    smgr: Arc::new(MdSmgr::open(dir, md)?),
+                    source: Source::Local(dir.clone()),
+                    naming: options.naming.clone(),
+                })
+            }
+            Location::Object(url) => {
+                let (store, prefix, _) = store_from_url(url, &options.store)?;
+                let mut object = ObjectOptions::new(options.block_size, options.segment_blocks);
+                object.naming = options.naming.clone();
+                let smgr = ObjectSmgr::new(store.clone(), &prefix, object)?;
+                Ok(Opened {
+                    smgr: Arc::new(smgr),
+                    source: Source::Object { store, prefix },
+                    naming: options.naming.clone(),
+                })
+            }
+        }
+    }
+}
+
+impl Opened {
+    /// Every file under the relation directories that `pg_checksums` would
+    /// not skip by its name, sorted by path.
+    pub async fn list(&self) -> Result<Vec<ListedFile>> {
+        let mut files = match &self.source {
+            Source::Local(dir) => {
+                let dir = dir.clone();
+                let naming = self.naming.clone();
+                tokio::task::spawn_blocking(move || walk_local(&dir, &naming))
+                    .await
+                    .map_err(|e| Error::io("list", "data directory", std::io::Error::other(e)))??
+            }
+            Source::Object { store, prefix } => {
+                list_objects(store.as_ref(), prefix, &self.naming).await?
+            }
+        };
+        files.sort();
+        Ok(files)
+    }
+}
+
+/// Lists every object under `prefix` and keeps those `pg_checksums` would
+/// scan in a data directory.
+async fn list_objects(
+    store: &dyn ObjectStore,
+    prefix: &str,
+    naming: &PathNaming,
+) -> Result<Vec<ListedFile>> {
+    let root = object_store::path::Path::from(prefix);
+    let metas: Vec<_> = store
+        .list(if prefix.is_empty() { None } else { Some(&root) })
+        .try_collect()
+        .await
+        .map_err(|e| Error::io("list", format!("{prefix}/"), std::io::Error::other(e)))?;
+    let mut files = Vec::new();
+    for meta in metas {
+        let key = meta.location.as_ref();
+        let relative = match key.strip_prefix(prefix) {
+            Some(rest) if prefix.is_empty() => rest,
+            Some(rest) => match rest.strip_prefix('/') {
+                Some(rest) => rest,
+                None => continue,
+            },
+            None => continue,
+        };
+        if scanned_path(relative, naming) {
+            files.push(ListedFile {
+                path: relative.to_owned(),
+                size: meta.size,
+            });
+        }
+    }
+    Ok(files)
+}
+
+/// Walks the relation directories of a local data directory as
+/// `pg_checksums` does: every subdirectory recursively, and for each
+/// `pg_tblspc` link only its tablespace version directory.
+fn walk_local(root: &Path, naming: &PathNaming) -> Result<Vec<ListedFile>> {
+    let mut files = Vec::new();
+    for top in RELATION_DIRS {
+        if !root.join(top).is_dir() {
+            continue;
+        }
+        if top == "pg_tblspc" {
+            for spc in read_dir(root, top)? {
+                if skipped_entry(&spc) {
+                    continue;
+                }
+                let version = format!("{top}/{spc}/{}", naming.tablespace_version_dir());
+                if !root.join(&version).is_dir() {
+                    return Err(Error::InvalidPath {
+                        input: format!("{top}/{spc}"),
+                        reason: "tablespace link without this server version's directory (wrong --tablespace-version-dir?)",
+                    });
+                }
+                walk_dir(root, &version, &mut files)?;
+            }
+        } else {
+            walk_dir(root, top, &mut files)?;
+        }
+    }
+    Ok(files)
+}
+
+fn walk_dir(root: &Path, relative: &str, files: &mut Vec<ListedFile>) -> Result<()> {
+    for name in read_dir(root, relative)? {
+        if skipped_entry(&name) {
+            continue;
+        }
+        let path = format!("{relative}/{name}");
+        // Follows symbolic links, as pg_checksums descends into them.
+        let meta = std::fs::metadata(root.join(&path)).map_err(|e| Error::io("stat", &path, e))?;
+        if meta.is_dir() {
+            walk_dir(root, &path, files)?;
+        } else if meta.is_file() {
+            files.push(ListedFile {
+                path,
+                size: meta.len(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn read_dir(root: &Path, relative: &str) -> Result<Vec<String>> {
+    let reader = std::fs::read_dir(root.join(relative))
+        .map_err(|e| Error::io("open directory", relative, e))?;
+    let mut names = Vec::new();
+    for entry in reader {
+        let entry = entry.map_err(|e| Error::io("read directory", relative, e))?;
+        // A name that is not UTF-8 is not a relation file; its lossy form
+        // is reported as an unexpected file.
+        names.push(entry.file_name().to_string_lossy().into_owned());
+    }
+    Ok(names)
+}

@@ -1,0 +1,238 @@
+//! `smgr upload`: copy a data directory's relation files into an object
+//! store, under the keys the object backend reads (`prefix/base/5/16396.1`),
+//! so the copy can be verified and scanned there.
+//!
+//! Files are the ones `smgr verify` checks (what `pg_checksums` scans and
+//! that name a relation segment); files with other names are left out and
+//! listed. Several files go up at once; a file larger than
+//! `multipart_above` goes up as a multipart upload in `part_bytes` parts,
+//! a few parts in flight, so memory stays bounded whatever the file size.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Instant;
+
+use futures::StreamExt;
+use object_store::path::Path as ObjectPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use serde::Serialize;
+use smgr_api::Error;
+
+use crate::inventory::{Inventory, Problem};
+use crate::location::{Location, LocationOptions};
+use crate::verify::Progress;
+
+/// How to upload.
+#[derive(Clone, Copy, Debug)]
+pub struct UploadOptions {
+    /// Files uploaded at the same time.
+    pub jobs: usize,
+    /// Files larger than this use a multipart upload.
+    pub multipart_above: u64,
+    /// Part size of multipart uploads.
+    pub part_bytes: usize,
+    /// Parts of one file in flight at once.
+    pub parts_in_flight: usize,
+}
+
+impl Default for UploadOptions {
+    fn default() -> Self {
+        UploadOptions {
+            jobs: 4,
+            multipart_above: 32 << 20,
+            part_bytes: 8 << 20,
+            parts_in_flight: 4,
+        }
+    }
+}
+
+/// What an upload did.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct UploadReport {
+    /// Files uploaded.
+    pub files: u64,
+    /// Of those, uploaded in parts.
+    pub multipart_files: u64,
+    /// Bytes uploaded.
+    pub bytes: u64,
+    /// Files skipped by name, as `pg_checksums` skips them.
+    pub skipped_files: u64,
+    /// Files not uploaded because they are not relation segments.
+    pub not_relation_files: Vec<String>,
+    /// Files that failed to upload.
+    pub failed: Vec<Problem>,
+    /// Wall time, in seconds.
+    pub seconds: f64,
+}
+
+/// Uploads the relation files of the data directory `pgdata` to `url`.
+/// Failures of single files are in the report; the error return is for a
+/// location that cannot be opened or listed.
+pub async fn upload(
+    pgdata: &Path,
+    url: &str,
+    options: &LocationOptions,
+    upload: UploadOptions,
+    progress: Arc<Progress>,
+) -> Result<UploadReport, Error> {
+    let started = Instant::now();
+    let local = Location::Local(pgdata.to_path_buf()).open(options)?;
+    let inventory = Inventory::build(
+        local.list().await?,
+        &options.naming,
+        options.block_size,
+        options.segment_blocks,
+    );
+    let (store, prefix, _) = smgr_object::store_from_url(url, &options.store)?;
+    let mut report = UploadReport {
+        skipped_files: inventory.skipped,
+        not_relation_files: inventory
+            .problems
+            .iter()
+            .filter(|p| p.message.starts_with("unexpected file"))
+            .map(|p| p.file.clone())
+            .collect(),
+        ..UploadReport::default()
+    };
+    let files: Vec<(String, u64)> = inventory
+        .forks
+        .iter()
+        .flat_map(|f| &f.segments)
+        .map(|s| (s.path.clone(), s.size))
+        .collect();
+    progress
+        .total
+        .store(files.iter().map(|f| f.1).sum(), Ordering::Relaxed);
+
+    let results = futures::stream::iter(files)
+        .map(|(path, size)| {
+            let store = store.clone();
+            let key = if prefix.is_empty() {
+                path.clone()
+            } else {
+                format!("{prefix}/{path}")
+            };
+            let source = pgdata.join(&path);
+            let progress = progress.clone();
+            async move {
+                let multipart = size > upload.multipart_above;
+                let outcome = if multipart {
+                    put_in_parts(store, &key, source, upload, &progress).await
+                } else {
+                    put_whole(store.as_ref(), &key, source, &progress).await
+                };
+                (path, multipart, outcome)
+            }
+        })
+        .buffer_unordered(upload.jobs.max(1))
+        .collect::<Vec<_>>()
+        .await;
+    for (path, multipart, outcome) in results {
+        match outcome {
+            Ok(bytes) => {
+                report.files += 1;
+                report.bytes += bytes;
+                report.multipart_files += u64::from(multipart);
+            }
+            Err(err) => report.failed.push(Problem {
+                file: path,
+                message: err.to_string(),
+            }),
+        }
+    }
+    report.failed.sort();
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+fn store_error(op: &'static str, key: &str, err: object_store::Error) -> Error {
+    Error::io(op, key, std::io::Error::other(err))
+}
+
+async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| Error::io("read", what, std::io::Error::other(e)))?
+        .map_err(|e| Error::io("read", what, e))
+}
+
+async fn put_whole(
+    store: &dyn ObjectStore,
+    key: &str,
+    source: PathBuf,
+    progress: &Progress,
+) -> Result<u64, Error> {
+    let name = source.display().to_string();
+    let bytes = blocking(&name, move || std::fs::read(source)).await?;
+    let len = bytes.len() as u64;
+    store
+        .put(&ObjectPath::from(key), PutPayload::from(bytes))
+        .await
+        .map_err(|e| store_error("upload", key, e))?;
+    progress.done.fetch_add(len, Ordering::Relaxed);
+    Ok(len)
+}
+
+async fn put_in_parts(
+    store: Arc<dyn ObjectStore>,
+    key: &str,
+    source: PathBuf,
+    options: UploadOptions,
+    progress: &Progress,
+) -> Result<u64, Error> {
+    let name = source.display().to_string();
+    let mut file = Some(blocking(&name, move || std::fs::File::open(source)).await?);
+    let upload = store
+        .put_multipart(&ObjectPath::from(key))
+        .await
+        .map_err(|e| store_error("start multipart upload", key, e))?;
+    let mut writer = WriteMultipart::new_with_chunk_size(upload, options.part_bytes);
+    let mut total = 0u64;
+    loop {
+        let Some(mut f) = file.take() else { break };
+        let part = options.part_bytes;
+        let read = blocking(&name, move || {
+            let mut buf = vec![0u8; part];
+            let mut filled = 0;
+            while filled < buf.len() {
+                match f.read(&mut buf[filled..]) {
+                    Ok(0) => break,
+                    Ok(n) => filled += n,
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            buf.truncate(filled);
+            Ok((f, buf))
+        })
+        .await;
+        let (f, buf) = match read {
+            Ok(read) => read,
+            Err(err) => {
+                let _ = writer.abort().await;
+                return Err(err);
+            }
+        };
+        if buf.is_empty() {
+            break;
+        }
+        if let Err(err) = writer.wait_for_capacity(options.parts_in_flight).await {
+            let _ = writer.abort().await;
+            return Err(store_error("upload part of", key, err));
+        }
+        writer.write(&buf);
+        total += buf.len() as u64;
+        progress.done.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        file = Some(f);
+    }
+    writer
+        .finish()
+        .await
+        .map_err(|e| store_error("finish multipart upload", key, e))?;
+    Ok(total)
+}

@@ -1,0 +1,131 @@
+//! Running the `smgr` binary in tests, and building small data
+//! directories for it.
+
+#![allow(dead_code)] // each test file uses part of this
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use smgr_api::{BlockSize, PageFormat, PageVerifier};
+
+/// The built `smgr` binary, quiet unless a test asks for logs.
+pub fn smgr() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_smgr"));
+    command.env_remove("RUST_LOG");
+    command
+}
+
+/// What a run printed, and how it ended.
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+pub fn run(command: &mut Command) -> Run {
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = command.output().expect("run smgr");
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+    }
+}
+
+/// `smgr ARGS…`.
+pub fn smgr_run(args: &[&str]) -> Run {
+    run(smgr().args(args))
+}
+
+/// `smgr verify --json ARGS…`, its report parsed.
+pub fn verify_json(command: &mut Command) -> (Run, serde_json::Value) {
+    let run = run(command);
+    let report = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|err| panic!("verify --json printed no JSON ({err}): {run:?}"));
+    (run, report)
+}
+
+/// The `(file, block in file)` pairs of a JSON report's bad blocks.
+pub fn bad_blocks(report: &serde_json::Value) -> Vec<(String, u64)> {
+    report["bad_blocks"]
+        .as_array()
+        .expect("bad_blocks array")
+        .iter()
+        .map(|b| {
+            (
+                b["file"].as_str().expect("file").to_owned(),
+                b["block_in_file"].as_u64().expect("block_in_file"),
+            )
+        })
+        .collect()
+}
+
+/// Adds the S3 test server's endpoint and keys to `command`, or returns
+/// false (the test then skips, unless SMGR_REQUIRE_S3=1 made that fail).
+pub fn with_s3(command: &mut Command) -> bool {
+    let Some(store) = integration::s3_server() else {
+        return false;
+    };
+    if let Some(endpoint) = store.endpoint {
+        command.arg("--endpoint").arg(endpoint);
+    }
+    for (var, value) in [
+        ("AWS_ACCESS_KEY_ID", store.access_key_id),
+        ("AWS_SECRET_ACCESS_KEY", store.secret_access_key),
+        ("AWS_REGION", store.region),
+    ] {
+        if let Some(value) = value {
+            command.env(var, value);
+        }
+    }
+    true
+}
+
+/// Writes a fork of `blocks` valid, checksummed pages as segment files of
+/// `segment_blocks` blocks under `dir/relpath` (`base/5/16396`).
+pub fn write_fork(dir: &Path, relpath: &str, blocks: u32, segment_blocks: u32) {
+    let bs = BlockSize::DEFAULT;
+    let verifier = PageVerifier::new(PageFormat::Postgres { checksums: true }, bs);
+    let mut segno = 0;
+    let mut first = 0;
+    loop {
+        let n = (blocks - first).min(segment_blocks);
+        let mut bytes = Vec::with_capacity(n as usize * bs.bytes());
+        for block in first..first + n {
+            bytes.extend_from_slice(&smgr_cli::demo::demo_page(&verifier, bs, block));
+        }
+        let name = if segno == 0 {
+            relpath.to_owned()
+        } else {
+            format!("{relpath}.{segno}")
+        };
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&path, bytes).expect("write segment");
+        first += n;
+        segno += 1;
+        if first >= blocks {
+            break;
+        }
+    }
+}
+
+/// Flips one byte of a file.
+pub fn flip(path: &Path, offset: usize, mask: u8) {
+    let mut bytes = std::fs::read(path).expect("read");
+    bytes[offset] ^= mask;
+    std::fs::write(path, bytes).expect("write");
+}

@@ -1,0 +1,201 @@
+//! `smgr verify` on small data directories with one thing wrong each: a bad
+//! page is exit status 1 with the file, block in file and block of the
+//! fork; a truncated segment, a partial last block, an unexpected file name
+//! and an unreadable file are each a one-line message naming the file and
+//! exit status 2, and the rest of the directory is still checked.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use common::{bad_blocks, flip, smgr, smgr_run, verify_json, write_fork, Run};
+
+/// A data directory: relation 100 in two segments (4 + 2 blocks, segments
+/// of 4 blocks), relation 200 with an FSM fork, and the files pg_checksums
+/// skips.
+fn data_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_fork(dir.path(), "base/5/100", 6, 4);
+    write_fork(dir.path(), "base/5/200", 3, 4);
+    write_fork(dir.path(), "base/5/200_fsm", 2, 4);
+    write_fork(dir.path(), "global/1262", 1, 4);
+    std::fs::write(dir.path().join("base/5/PG_VERSION"), "15\n").unwrap();
+    std::fs::write(dir.path().join("base/5/pg_filenode.map"), [0u8; 512]).unwrap();
+    std::fs::write(dir.path().join("global/pg_control"), [1u8; 8192]).unwrap();
+    std::fs::write(dir.path().join("base/5/pg_internal.init"), [2u8; 100]).unwrap();
+    std::fs::create_dir_all(dir.path().join("base/pgsql_tmp")).unwrap();
+    std::fs::write(dir.path().join("base/pgsql_tmp/pgsql_tmp1.0"), [3u8; 10]).unwrap();
+    dir
+}
+
+fn verify(dir: &Path) -> Run {
+    smgr_run(&["verify", dir.to_str().unwrap(), "--segment-blocks", "4"])
+}
+
+fn assert_problem(run: &Run, file: &str, words: &str) {
+    assert_eq!(run.code, 2, "{run:?}");
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("error: {file}: ")))
+        .unwrap_or_else(|| panic!("no error line for {file}: {run:?}"));
+    assert!(line.contains(words), "{line:?} should say {words:?}");
+}
+
+#[test]
+fn a_clean_directory_passes_quietly() {
+    let dir = data_dir();
+    let run = verify(dir.path());
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("Files scanned:   5"), "{run:?}");
+    assert!(run.stdout.contains("Blocks scanned:  12"), "{run:?}");
+    assert!(run.stdout.contains("Bad checksums:   0"), "{run:?}");
+    // Not a terminal: no progress bar, nothing on stderr.
+    assert_eq!(run.stderr, "", "{run:?}");
+
+    let (run, report) = verify_json(smgr().args([
+        "verify",
+        "--json",
+        "--segment-blocks",
+        "4",
+        dir.path().to_str().unwrap(),
+    ]));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(report["blocks"], 12);
+    assert_eq!(report["files"], 5);
+    assert_eq!(report["forks"], 4);
+    assert_eq!(report["skipped_files"], 4);
+    assert_eq!(report["bad_blocks"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn a_bad_page_is_exit_1_with_file_block_and_fork_block() {
+    let dir = data_dir();
+    // Block 1 of base/5/100.1 is block 5 of the fork.
+    flip(&dir.path().join("base/5/100.1"), 8192 + 3000, 0x20);
+    let run = verify(dir.path());
+    assert_eq!(run.code, 1, "{run:?}");
+    assert!(
+        run.stdout.contains(
+            "checksum verification failed in file \"base/5/100.1\", block 1 (block 5 of the fork)"
+        ),
+        "{run:?}"
+    );
+    let (_, report) = verify_json(smgr().args([
+        "verify",
+        "--json",
+        "--segment-blocks",
+        "4",
+        dir.path().to_str().unwrap(),
+    ]));
+    assert_eq!(bad_blocks(&report), vec![("base/5/100.1".to_owned(), 1)]);
+    assert_eq!(report["bad_blocks"][0]["block"], 5);
+    assert_eq!(report["blocks"], 12, "the bad block is counted as scanned");
+}
+
+#[test]
+fn a_truncated_segment_is_named() {
+    let dir = data_dir();
+    let first = dir.path().join("base/5/100");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&first)
+        .unwrap()
+        .set_len(3 * 8192)
+        .unwrap();
+    let run = verify(dir.path());
+    assert_problem(
+        &run,
+        "base/5/100",
+        "truncated: 24576 bytes (3 whole blocks)",
+    );
+}
+
+#[test]
+fn a_partial_last_block_is_named() {
+    let dir = data_dir();
+    let last = dir.path().join("base/5/100.1");
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&last)
+        .unwrap()
+        .set_len(2 * 8192 + 100)
+        .unwrap();
+    let run = verify(dir.path());
+    assert_problem(&run, "base/5/100.1", "partial last block");
+    assert!(run.stdout.contains("Blocks scanned:  12"), "{run:?}");
+}
+
+#[test]
+fn an_unexpected_file_name_is_named_and_the_rest_still_checked() {
+    let dir = data_dir();
+    std::fs::write(dir.path().join("base/5/notes.txt"), [7u8; 8192]).unwrap();
+    flip(&dir.path().join("base/5/200"), 2 * 8192 + 500, 0x01);
+    let run = verify(dir.path());
+    assert_problem(&run, "base/5/notes.txt", "unexpected file");
+    assert!(
+        run.stdout
+            .contains("checksum verification failed in file \"base/5/200\", block 2"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn an_unreadable_file_is_named() {
+    let dir = data_dir();
+    let victim = dir.path().join("base/5/100.1");
+    std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let run = if is_root() {
+        // Root reads any file: run the check as `nobody`, from a copy of
+        // the binary it can execute, over directories it can enter.
+        for dir in [
+            dir.path().to_owned(),
+            dir.path().join("base"),
+            dir.path().join("base/5"),
+            dir.path().join("global"),
+        ] {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        for file in [
+            "base/5/100",
+            "base/5/200",
+            "base/5/200_fsm",
+            "global/1262",
+            "base/5/PG_VERSION",
+            "base/5/pg_filenode.map",
+            "global/pg_control",
+            "base/5/pg_internal.init",
+        ] {
+            std::fs::set_permissions(
+                dir.path().join(file),
+                std::fs::Permissions::from_mode(0o644),
+            )
+            .unwrap();
+        }
+        let bin = dir.path().join("smgr-copy");
+        std::fs::copy(env!("CARGO_BIN_EXE_smgr"), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        common::run(
+            std::process::Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(&bin)
+                .args(["verify", "--segment-blocks", "4"])
+                .arg(dir.path())
+                .env_remove("RUST_LOG"),
+        )
+    } else {
+        verify(dir.path())
+    };
+    assert_problem(&run, "base/5/100.1", "Permission denied");
+    assert!(run.stdout.contains("Bad checksums:   0"), "{run:?}");
+}
+
+fn is_root() -> bool {
+    // The owner of a file we just created is our effective user.
+    use std::os::unix::fs::MetadataExt;
+    let probe = tempfile::NamedTempFile::new().unwrap();
+    probe.as_file().metadata().unwrap().uid() == 0
+}
