@@ -1,0 +1,104 @@
+//! `smgr scan` reads one fork through a stream (combined reads, counters)
+//! or one block at a time (`--naive`), from a directory and from the
+//! object-store copy `smgr upload` made of it.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+mod common;
+
+use common::{run, smgr, smgr_run, write_fork};
+
+fn scan_json(args: &[&str]) -> serde_json::Value {
+    let run = run(smgr().arg("scan").arg("--json").args(args));
+    assert_eq!(run.code, 0, "{run:?}");
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+#[test]
+fn a_stream_combines_reads_and_the_naive_loop_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fork(dir.path(), "base/5/100", 600, 256);
+    let data = dir.path().to_str().unwrap();
+    let args = [data, "base/5/100", "--segment-blocks", "256"];
+
+    let stream = scan_json(&args);
+    assert_eq!(stream["method"], "stream");
+    assert_eq!(stream["blocks"], 600);
+    assert_eq!(stream["hits"], 0);
+    let reads = stream["reads"].as_u64().unwrap();
+    // 128 KiB reads that never cross a segment boundary: 16 + 16 + 6 per
+    // 256-block segment at most.
+    assert!((38..=45).contains(&reads), "{stream}");
+    assert_eq!(stream["blocks_read"], 600);
+
+    let naive = scan_json(&[data, "base/5/100", "--segment-blocks", "256", "--naive"]);
+    assert_eq!(naive["blocks"], 600);
+    assert_eq!(naive["reads"], 600);
+
+    let text = smgr_run(&["scan", data, "base/5/100", "--segment-blocks", "256"]);
+    assert_eq!(text.code, 0, "{text:?}");
+    assert!(text.stdout.contains("avg read"), "{text:?}");
+}
+
+#[test]
+fn upload_then_scan_and_verify_the_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    write_fork(&data, "base/5/100", 300, 128);
+    write_fork(&data, "base/5/100_vm", 1, 128);
+    std::fs::write(data.join("base/5/PG_VERSION"), "15\n").unwrap();
+    std::fs::write(data.join("base/5/notes.txt"), "not a relation").unwrap();
+    let target = dir.path().join("bucket");
+    std::fs::create_dir_all(&target).unwrap();
+    let url = format!("file://{}/copy", target.display());
+
+    let up = smgr_run(&[
+        "upload",
+        data.to_str().unwrap(),
+        &url,
+        "--segment-blocks",
+        "128",
+    ]);
+    assert_eq!(up.code, 0, "{up:?}");
+    assert!(up.stdout.contains("uploaded 4 files"), "{up:?}");
+    assert!(
+        up.stdout
+            .contains("not uploaded (not a relation file): base/5/notes.txt"),
+        "{up:?}"
+    );
+    // Byte for byte, under the same relative paths.
+    for file in [
+        "base/5/100",
+        "base/5/100.1",
+        "base/5/100.2",
+        "base/5/100_vm",
+    ] {
+        assert_eq!(
+            std::fs::read(target.join("copy").join(file)).unwrap(),
+            std::fs::read(data.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+    assert!(!target.join("copy/base/5/PG_VERSION").exists());
+
+    let scanned = scan_json(&[&url, "base/5/100", "--segment-blocks", "128"]);
+    assert_eq!(scanned["blocks"], 300);
+    let verified = smgr_run(&["verify", &url, "--segment-blocks", "128"]);
+    assert_eq!(verified.code, 0, "{verified:?}");
+    assert!(
+        verified.stdout.contains("Blocks scanned:  301"),
+        "{verified:?}"
+    );
+}
+
+#[test]
+fn a_relation_that_is_not_a_first_segment_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_fork(dir.path(), "base/5/100", 4, 4);
+    let data = dir.path().to_str().unwrap();
+    let run = smgr_run(&["scan", data, "base/5/100.1"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stderr.starts_with("smgr: "), "{run:?}");
+    assert!(run.stderr.contains("base/5/100.1"), "{run:?}");
+    assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+}
