@@ -10,7 +10,10 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use smgr_api::testkit::pattern_page;
-use smgr_api::{native_checksum, pg_checksum_page, BlockSize, PageFormat, PageVerifier};
+use smgr_api::{
+    native_checksum, pg_checksum_page, pg_checksum_page_portable, BlockSize, PageFormat,
+    PageVerifier,
+};
 
 fn checksums(c: &mut Criterion) {
     let page = pattern_page(8192, 1, 7);
@@ -25,6 +28,9 @@ fn checksums(c: &mut Criterion) {
     });
     group.bench_function("pg_checksum_page", |b| {
         b.iter(|| pg_checksum_page(black_box(&page), black_box(7)))
+    });
+    group.bench_function("pg_checksum_page, portable (no AVX2)", |b| {
+        b.iter(|| pg_checksum_page_portable(black_box(&page), black_box(7)))
     });
     group.bench_function("native crc32c", |b| {
         b.iter(|| native_checksum(black_box(&page), black_box(7)))

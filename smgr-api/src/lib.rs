@@ -54,8 +54,8 @@ pub use error::{Error, Result};
 pub use fork::ForkNumber;
 pub use locator::{Oid, RelFileLocator, DEFAULT_TABLESPACE_OID, GLOBAL_TABLESPACE_OID};
 pub use page::{
-    is_all_zero, native_checksum, pg_checksum_page, PageCorruption, PageFormat, PageState,
-    PageVerifier, NATIVE_HEADER_BYTES,
+    is_all_zero, native_checksum, pg_checksum_page, pg_checksum_page_portable, PageCorruption,
+    PageFormat, PageState, PageVerifier, NATIVE_HEADER_BYTES,
 };
 pub use path::{
     PathNaming, SegmentFile, DEFAULT_SEGMENT_BLOCKS, PG15_TABLESPACE_VERSION_DIRECTORY,

@@ -65,6 +65,13 @@ enum Command {
         /// Streams read at the same time.
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
+        /// Largest combined read in KiB (io_combine_limit; default 128
+        /// locally, 1024 for object stores).
+        #[arg(long)]
+        combine_kib: Option<usize>,
+        /// Reads in flight per stream (effective_io_concurrency).
+        #[arg(long)]
+        max_ios: Option<usize>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -255,6 +262,8 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
             pgdata,
             no_checksums,
             jobs,
+            combine_kib,
+            max_ios,
             json,
             cluster,
             store,
@@ -272,6 +281,12 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
             verify_options.checksums = !no_checksums;
             if let Some(jobs) = jobs {
                 verify_options.jobs = jobs.max(1);
+            }
+            if let Some(kib) = combine_kib {
+                verify_options.stream = verify_options.stream.io_combine_bytes(kib.max(1) << 10);
+            }
+            if let Some(n) = max_ios {
+                verify_options.stream = verify_options.stream.max_ios(n);
             }
             let progress = Arc::new(Progress::default());
             let bar = show_progress(progress.clone(), !json, "blocks");

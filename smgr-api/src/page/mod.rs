@@ -18,7 +18,7 @@ mod pg_checksum;
 use std::fmt;
 
 pub use native::{native_checksum, NATIVE_HEADER_BYTES};
-pub use pg_checksum::pg_checksum_page;
+pub use pg_checksum::{pg_checksum_page, pg_checksum_page_portable};
 
 use crate::{BlockNumber, BlockSize};
 
