@@ -13,8 +13,8 @@ use std::time::Instant;
 
 use bufmgr::{BufferPool, PoolConfig, ReadBufferMode};
 use smgr_api::{
-    pg_checksum_page, BlockNumber, BlockSize, ForkNumber, PageFormat, PageVerifier, PathNaming,
-    RelFileLocator, Smgr,
+    pg_checksum_page_portable, BlockNumber, BlockSize, ForkNumber, PageFormat, PageVerifier,
+    PathNaming, RelFileLocator, Smgr,
 };
 use smgr_md::{MdOptions, MdSmgr};
 use streamread::{ReadStream, StreamConfig, StreamFlags};
@@ -122,23 +122,25 @@ pub async fn run_bench(dir: &Path, mib: u32) -> bufmgr::Result<String> {
         started.elapsed().as_secs_f64()
     };
     rows.push(Row {
-        what: "10% block sample, stream",
+        what: "10% sample (warm), stream",
         baseline: "read_buffer loop",
         baseline_s: one_sample,
         ours_s: stream_sample,
-        target: ">1",
+        target: "-",
     });
 
-    // A relation already in the pool: the stream's overhead over hits.
-    let cached_blocks = blocks.min(8192);
+    // A relation already in the pool: the stream's overhead over hits
+    // (best of 5 each, the runs being short).
+    let cached_blocks = blocks.min(32768);
     let big = pool(cached_blocks as usize + 64)?;
     scan_stream(&big, rel, main, cached_blocks, StreamConfig::default()).await?;
-    let hits = scan_one_block(&big, rel, main, cached_blocks)
-        .await?
-        .seconds;
-    let cached = scan_stream(&big, rel, main, cached_blocks, StreamConfig::default())
-        .await?
-        .seconds;
+    let (mut hits, mut cached) = (f64::MAX, f64::MAX);
+    for _ in 0..5 {
+        let one = scan_one_block(&big, rel, main, cached_blocks).await?;
+        hits = hits.min(one.seconds);
+        let streamed = scan_stream(&big, rel, main, cached_blocks, StreamConfig::default()).await?;
+        cached = cached.min(streamed.seconds);
+    }
     rows.push(Row {
         what: "cached scan, stream",
         baseline: "read_buffer hits",
@@ -179,6 +181,8 @@ pub async fn run_bench(dir: &Path, mib: u32) -> bufmgr::Result<String> {
         target: "-",
     });
 
+    rows.extend(object_store_rows().await?);
+
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -188,13 +192,13 @@ pub async fn run_bench(dir: &Path, mib: u32) -> bufmgr::Result<String> {
     );
     let _ = writeln!(
         out,
-        "{:<26} {:<26} {:>10} {:>10} {:>7} {:>10}",
+        "{:<34} {:<28} {:>8} {:>8} {:>8} {:>7}",
         "ours", "baseline", "base s", "ours s", "ratio", "target"
     );
     for row in rows {
         let _ = writeln!(
             out,
-            "{:<26} {:<26} {:>10.3} {:>10.3} {:>7.2} {:>10}",
+            "{:<34} {:<28} {:>8.3} {:>8.3} {:>8.2} {:>7}",
             row.what,
             row.baseline,
             row.baseline_s,
@@ -234,7 +238,8 @@ fn raw_reads(files: &[std::path::PathBuf], chunk: usize) -> smgr_api::Result<()>
 }
 
 /// What `pg_checksums --check` does per file: read one block at a time and
-/// compute its checksum.
+/// compute its checksum, with the checksum code as Debian's PostgreSQL 15
+/// is built (the portable vectorization, no AVX2).
 fn pg_checksums_loop(files: &[std::path::PathBuf], bs: BlockSize) -> smgr_api::Result<()> {
     let mut buf = vec![0u8; bs.bytes()];
     let mut bad = 0u64;
@@ -251,7 +256,8 @@ fn pg_checksums_loop(files: &[std::path::PathBuf], bs: BlockSize) -> smgr_api::R
                 break;
             }
             let blkno = segno as u32 * SEGMENT_BLOCKS + block;
-            if pg_checksum_page(&buf, blkno) != u16::from_le_bytes([buf[8], buf[9]]) {
+            // PostgreSQL's build of the checksum: no AVX2 dispatch.
+            if pg_checksum_page_portable(&buf, blkno) != u16::from_le_bytes([buf[8], buf[9]]) {
                 bad += 1;
             }
             block += 1;
@@ -259,4 +265,57 @@ fn pg_checksums_loop(files: &[std::path::PathBuf], bs: BlockSize) -> smgr_api::R
     }
     std::hint::black_box(bad);
     Ok(())
+}
+
+/// A 32 MiB relation in an in-memory object store whose every GET waits
+/// 20 ms (`object_store`'s `ThrottledStore`): a stream with 1 MiB reads,
+/// 16 in flight, against the one-block loop (timed over its first 50
+/// blocks and extrapolated; the whole loop would take 80 s).
+async fn object_store_rows() -> bufmgr::Result<Vec<Row>> {
+    use object_store::memory::InMemory;
+    use object_store::throttle::{ThrottleConfig, ThrottledStore};
+    use object_store::ObjectStore;
+    use smgr_object::{ObjectOptions, ObjectSmgr};
+
+    const BLOCKS: BlockNumber = 4096;
+    const SAMPLE: BlockNumber = 50;
+    let bs = BlockSize::DEFAULT;
+    let format = PageFormat::Postgres { checksums: true };
+    let verifier = PageVerifier::new(format, bs);
+    let memory: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let rel = RelFileLocator::in_database(5, 16501);
+    let main = ForkNumber::Main;
+    let loader = ObjectSmgr::new(memory.clone(), "bench", ObjectOptions::default())?;
+    loader.create(rel, main).await?;
+    let pages = (0..BLOCKS).map(|b| demo_page(&verifier, bs, b)).collect();
+    loader.extend(rel, main, 0, pages).await?;
+
+    let throttle = ThrottleConfig {
+        wait_get_per_call: std::time::Duration::from_millis(20),
+        ..ThrottleConfig::default()
+    };
+    let slow: Arc<dyn ObjectStore> = Arc::new(ThrottledStore::new(memory, throttle));
+    let smgr: Arc<dyn Smgr> = Arc::new(ObjectSmgr::new(slow, "bench", ObjectOptions::default())?);
+    smgr.nblocks(rel, main).await?; // the LIST, outside the timing
+    let pool = BufferPool::new(smgr, PoolConfig::new(8192, format))?;
+
+    let started = Instant::now();
+    for block in 0..SAMPLE {
+        drop(
+            pool.read_buffer(rel, main, block, ReadBufferMode::Normal)
+                .await?,
+        );
+    }
+    let one_block = started.elapsed().as_secs_f64() * f64::from(BLOCKS) / f64::from(SAMPLE);
+    let config = StreamConfig::default()
+        .io_combine_bytes(1 << 20)
+        .max_ios(16);
+    let stream = scan_stream(&pool, rel, main, BLOCKS, config).await?.seconds;
+    Ok(vec![Row {
+        what: "object store (20 ms/GET), stream",
+        baseline: "read_buffer loop (extrap.)",
+        baseline_s: one_block,
+        ours_s: stream,
+        target: ">=100",
+    }])
 }

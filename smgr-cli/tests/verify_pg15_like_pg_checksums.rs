@@ -54,7 +54,8 @@ fn smgr_verify(location: &str, s3: bool) -> (Run, serde_json::Value) {
 }
 
 /// Uploads `data` to a fresh prefix on the S3 server; `None` without one.
-fn upload(data: &Path, test: &str) -> Option<String> {
+/// Returns the URL and how many files went up in parts.
+fn upload(data: &Path, test: &str) -> Option<(String, u64)> {
     let url = s3_url(test);
     let mut command = smgr();
     command.arg("upload").arg(data).arg(&url);
@@ -63,8 +64,13 @@ fn upload(data: &Path, test: &str) -> Option<String> {
     }
     let up = run(&mut command);
     assert_eq!(up.code, 0, "{up:?}");
-    assert!(up.stdout.contains("uploaded"), "{up:?}");
-    Some(url)
+    let in_parts = up
+        .stdout
+        .split_once(" files (")
+        .and_then(|(_, rest)| rest.split_once(" in parts)"))
+        .map(|(n, _)| n.parse().unwrap())
+        .unwrap_or_else(|| panic!("no upload summary: {up:?}"));
+    Some((url, in_parts))
 }
 
 #[test]
@@ -87,9 +93,11 @@ fn the_clean_cluster_verifies_like_pg_checksums_locally_and_on_s3() {
     assert_eq!(report["blocks"], blocks, "blocks vs pg_checksums");
     assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
 
-    let Some(url) = upload(&cluster.data, "pg15-clean") else {
+    let Some((url, in_parts)) = upload(&cluster.data, "pg15-clean") else {
         return;
     };
+    // The 1 GiB segment of pgbench_accounts (and its index) went up in parts.
+    assert!(in_parts >= 2, "{in_parts} files uploaded in parts");
     let (ours, report) = smgr_verify(&url, true);
     assert_eq!(ours.code, 0, "{ours:?}");
     assert_eq!(report["files"], files, "files on S3 vs pg_checksums");
@@ -178,7 +186,7 @@ fn flipped_bytes_get_the_same_verdict_as_pg_checksums_locally_and_on_s3() {
     assert_eq!(report["files"], files);
     assert_eq!(report["blocks"], blocks);
 
-    let Some(url) = upload(&data, "pg15-corrupt") else {
+    let Some((url, _)) = upload(&data, "pg15-corrupt") else {
         return;
     };
     let (s3_run, report) = smgr_verify(&url, true);
