@@ -170,7 +170,9 @@ pub async fn run_bench(dir: &Path, mib: u32) -> bufmgr::Result<String> {
         baseline: "pg_checksums-style loop",
         baseline_s: checksums,
         ours_s: verified,
-        target: ">=2",
+        // The target (at most half of pg_checksums' time) is for the real
+        // tool on a real cluster: scripts/bench-verify.sh.
+        target: "-",
     });
     let cat = timed(|| raw_reads(&files, 128 << 10))?;
     rows.push(Row {
