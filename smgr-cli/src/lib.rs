@@ -14,7 +14,7 @@
 //! - `smgr upload PGDATA URL` copies the relation files into an object
 //!   store ([`upload`]);
 //! - `smgr bench` prints the side-by-side ratios of `BENCHMARKS.md`
-//!   ([`bench`]).
+//!   ([`mod@bench`]).
 //!
 //! The library part holds what the commands do, so tests drive it without
 //! a process:
