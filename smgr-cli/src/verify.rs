@@ -8,6 +8,18 @@
 //! verification comes back from the stream as `CorruptPage` and the stream
 //! goes on; any other error ends that chunk and is reported as a problem
 //! of its file.
+//!
+//! # Where the verdict can differ from `pg_checksums`
+//!
+//! On every page PostgreSQL writes, it cannot: the same checksum over the
+//! same block numbers. Two kinds of damage are judged as the server judges
+//! them (`PageIsVerified`) rather than as `pg_checksums` does: a page whose
+//! `pd_upper` is zero but which is not all zeros (`pg_checksums` skips it
+//! as new; here it is bad), and a page whose header is insane but whose
+//! checksum happens to match (bad here). Files `pg_checksums` would scan
+//! but whose names are not relation segments are reported as problems
+//! (exit status 2) instead of being checksummed with a guessed block
+//! number; see [`crate::inventory`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
