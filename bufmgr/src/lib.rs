@@ -70,7 +70,7 @@ mod write;
 
 pub use buffer::{Buffer, PageMut, PageRef};
 pub use error::{Error, Result};
-pub use pool::{BufferPool, PoolConfig};
+pub use pool::{BufferPool, PoolCensus, PoolConfig};
 pub use read::{PreparedRead, ReadBufferMode};
 pub use ring::BufferAccessStrategy;
 pub use stats::PoolStats;

@@ -15,6 +15,35 @@ use crate::ring::BufferAccessStrategy;
 use crate::stats::{Counters, PoolStats};
 use crate::{Error, Result};
 
+/// A count of the pool's frames by state, from [`BufferPool::census`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolCensus {
+    /// Frames holding a page (valid or being read).
+    pub used: usize,
+    /// Frames whose page is valid.
+    pub valid: usize,
+    /// Frames whose page is dirty.
+    pub dirty: usize,
+    /// Frames pinned by at least one buffer.
+    pub pinned: usize,
+    /// Pins held in all.
+    pub pins: usize,
+    /// Frames with a read or write in progress.
+    pub in_io: usize,
+    /// Frames whose memory is lent to an I/O.
+    pub lent: usize,
+    /// Frames whose last read failed (the next reader retries).
+    pub failed_reads: usize,
+}
+
+impl PoolCensus {
+    /// Nothing pinned, in I/O or lent: the state every pool must return to
+    /// when its users have finished, whatever went wrong.
+    pub fn is_quiet(&self) -> bool {
+        self.pins == 0 && self.in_io == 0 && self.lent == 0
+    }
+}
+
 /// How a [`BufferPool`] is built.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -164,6 +193,27 @@ impl BufferPool {
     /// The counters so far.
     pub fn stats(&self) -> PoolStats {
         self.inner.stats.snapshot()
+    }
+
+    /// What the frames hold right now (PostgreSQL's `pg_buffercache`
+    /// summary). Each frame is looked at under its own lock, one after
+    /// another, so under concurrent use the totals are approximate; when
+    /// nothing runs they are exact, which is how tests check that no pin
+    /// leaked and no frame was left in I/O.
+    pub fn census(&self) -> PoolCensus {
+        let mut census = PoolCensus::default();
+        for desc in &self.inner.frames {
+            let meta = desc.meta();
+            census.used += usize::from(meta.tag.is_some());
+            census.valid += usize::from(meta.valid);
+            census.dirty += usize::from(meta.dirty);
+            census.pinned += usize::from(meta.pins > 0);
+            census.pins += meta.pins as usize;
+            census.in_io += usize::from(meta.io != Io::None);
+            census.lent += usize::from(meta.lent);
+            census.failed_reads += usize::from(meta.io_error);
+        }
+        census
     }
 
     /// The most pins one reader may hold beyond the one it needs:

@@ -1,6 +1,7 @@
 //! A fault-injecting `Smgr` wrapper, for testing code above the trait.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::watch;
@@ -28,7 +29,9 @@ pub struct ReadCall {
 ///   have a read truly in flight while it does something else;
 /// - [`fail_reads`](Self::fail_reads) makes the next `n` reads fail with an
 ///   I/O error, without touching the buffers' contents;
-/// - [`hold_writes`](Self::hold_writes) parks `writev` calls the same way.
+/// - [`hold_writes`](Self::hold_writes) parks `writev` calls the same way;
+/// - [`inject`](Self::inject) plans faults for the next calls of one kind:
+///   `EIO` or `ENOSPC` errors, short reads, latency spikes.
 ///
 /// Everything else passes straight through.
 #[derive(Debug)]
@@ -39,12 +42,42 @@ pub struct FaultySmgr {
     write_gate: watch::Sender<bool>,
 }
 
+/// The kinds of call a planned fault can hit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FaultOp {
+    /// `readv`.
+    Read,
+    /// `writev`.
+    Write,
+    /// `extend` and `zero_extend`.
+    Extend,
+    /// `immedsync`.
+    Sync,
+}
+
+/// What a planned fault does to the call it hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Fails with `EIO` (an I/O error from the device), before touching
+    /// anything.
+    Eio,
+    /// Fails with `ENOSPC` (no space left on the device).
+    NoSpace,
+    /// A read that got fewer bytes than it asked for (half): fails with
+    /// [`Error::ShortRead`]. Other calls treat it as `Eio`.
+    ShortRead,
+    /// Waits this long, then passes the call through.
+    Latency(Duration),
+}
+
 #[derive(Debug, Default)]
 struct FaultState {
     reads: Vec<ReadCall>,
     writes: usize,
     failures_left: usize,
     foreign_left: usize,
+    plan: Vec<(FaultOp, Fault, usize)>,
+    delivered: usize,
 }
 
 impl FaultySmgr {
@@ -107,6 +140,71 @@ impl FaultySmgr {
     pub fn fail_reads(&self, n: usize) {
         self.state().failures_left = n;
     }
+
+    /// Plans `fault` for the next `times` calls of kind `op` (after any
+    /// faults already planned for that kind).
+    pub fn inject(&self, op: FaultOp, fault: Fault, times: usize) {
+        self.state().plan.push((op, fault, times));
+    }
+
+    /// Faults planned with [`inject`](Self::inject) that have hit a call.
+    pub fn faults_delivered(&self) -> usize {
+        self.state().delivered
+    }
+
+    /// Faults planned but not delivered yet.
+    pub fn faults_pending(&self) -> usize {
+        self.state().plan.iter().map(|p| p.2).sum()
+    }
+
+    /// Takes the next planned fault for `op`, if any; sleeps for latency
+    /// faults and returns the error for failing ones.
+    async fn planned(
+        &self,
+        op: FaultOp,
+        rel: RelFileLocator,
+        blocknum: BlockNumber,
+        nblocks: usize,
+    ) -> Result<()> {
+        let fault = {
+            let mut state = self.state();
+            let Some(slot) = state.plan.iter_mut().find(|p| p.0 == op && p.2 > 0) else {
+                return Ok(());
+            };
+            slot.2 -= 1;
+            let fault = slot.1;
+            state.plan.retain(|p| p.2 > 0);
+            state.delivered += 1;
+            fault
+        };
+        let what = match op {
+            FaultOp::Read => "read",
+            FaultOp::Write => "write",
+            FaultOp::Extend => "extend",
+            FaultOp::Sync => "fsync",
+        };
+        let path = format!("{rel} (injected fault)");
+        match fault {
+            Fault::Latency(wait) => {
+                tokio::time::sleep(wait).await;
+                Ok(())
+            }
+            Fault::ShortRead if op == FaultOp::Read => {
+                let expected = nblocks as u64 * self.inner.block_size().bytes() as u64;
+                Err(Error::ShortRead {
+                    path,
+                    first: blocknum,
+                    last: blocknum.saturating_add(nblocks.saturating_sub(1) as BlockNumber),
+                    read: expected / 2,
+                    expected,
+                })
+            }
+            Fault::NoSpace => Err(Error::io(what, path, std::io::Error::from_raw_os_error(28))),
+            Fault::Eio | Fault::ShortRead => {
+                Err(Error::io(what, path, std::io::Error::from_raw_os_error(5)))
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -167,6 +265,8 @@ impl Smgr for FaultySmgr {
                 std::io::Error::other("injected read failure"),
             ));
         }
+        self.planned(FaultOp::Read, rel, blocknum, bufs.len())
+            .await?;
         let bufs = self.inner.readv(rel, fork, blocknum, bufs).await?;
         if foreign {
             return Ok(bufs.iter().map(|buf| PageBuf::copy_from(buf)).collect());
@@ -184,6 +284,8 @@ impl Smgr for FaultySmgr {
         self.state().writes += 1;
         let mut gate = self.write_gate.subscribe();
         let _ = gate.wait_for(|open| *open).await;
+        self.planned(FaultOp::Write, rel, blocknum, bufs.len())
+            .await?;
         self.inner.writev(rel, fork, blocknum, bufs).await
     }
 
@@ -194,6 +296,8 @@ impl Smgr for FaultySmgr {
         blocknum: BlockNumber,
         bufs: Vec<PageBuf>,
     ) -> Result<Vec<PageBuf>> {
+        self.planned(FaultOp::Extend, rel, blocknum, bufs.len())
+            .await?;
         self.inner.extend(rel, fork, blocknum, bufs).await
     }
 
@@ -204,6 +308,8 @@ impl Smgr for FaultySmgr {
         blocknum: BlockNumber,
         nblocks: BlockNumber,
     ) -> Result<()> {
+        self.planned(FaultOp::Extend, rel, blocknum, nblocks as usize)
+            .await?;
         self.inner.zero_extend(rel, fork, blocknum, nblocks).await
     }
 
@@ -227,6 +333,7 @@ impl Smgr for FaultySmgr {
     }
 
     async fn immedsync(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
+        self.planned(FaultOp::Sync, rel, 0, 0).await?;
         self.inner.immedsync(rel, fork).await
     }
 }

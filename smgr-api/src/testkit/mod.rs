@@ -36,7 +36,7 @@ use std::sync::Arc;
 
 pub use arena::LendingArena;
 pub use checks::*;
-pub use faulty::{FaultySmgr, ReadCall};
+pub use faulty::{Fault, FaultOp, FaultySmgr, ReadCall};
 pub use mem::MemSmgr;
 
 use crate::{BlockNumber, ForkNumber, PageBuf, RelFileLocator, Smgr};
