@@ -225,7 +225,10 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli.command)) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("smgr: {err}");
+            // One line, even when a server's answer inside it has several.
+            let text = err.to_string();
+            let line: Vec<&str> = text.split_whitespace().collect();
+            eprintln!("smgr: {}", line.join(" "));
             ExitCode::from(2)
         }
     }

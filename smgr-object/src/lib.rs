@@ -103,6 +103,20 @@ impl ObjectSmgr {
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, options: ObjectOptions) -> Result<Self> {
         options.validate()?;
         let prefix = prefix.trim_matches('/').to_owned();
+        // Keys are the prefix plus paths built from numbers; a prefix of
+        // plain components keeps every key under it on every store (a
+        // local directory store would otherwise see `..` as a parent).
+        if !prefix.is_empty()
+            && prefix
+                .split('/')
+                .any(|part| part.is_empty() || part == "." || part == "..")
+        {
+            return Err(smgr_api::Error::InvalidPath {
+                input: prefix,
+                reason:
+                    "an object key prefix must be plain components: no empty, '.' or '..' parts",
+            });
+        }
         let prefetched = moka::future::Cache::builder()
             .max_capacity(options.prefetch_cache_bytes)
             .weigher(|_key: &io::RangeKey, bytes: &Bytes| {
