@@ -515,11 +515,24 @@ impl<D: Default + Send + 'static> ReadStream<D> {
     /// Gives run `id`'s buffers back to its entries: valid ones are ready;
     /// the first one that is not carries the read's error; later ones that
     /// are not valid are read again on their own when their turn comes.
+    ///
+    /// A short read of a run of several blocks is not pinned on its first
+    /// block: the run may reach past the end of the fork while its first
+    /// blocks exist, so every block is read again alone and the error goes
+    /// to the blocks that really cannot be read (found by fuzzing).
     fn distribute(&mut self, id: u64, outcome: Result<ReadOutcome, tokio::task::JoinError>) {
         let (buffers, mut error) = match outcome {
             Ok((buffers, result)) => (buffers, result.err()),
             Err(join) => (Vec::new(), Some(task_failed(self.rel, join))),
         };
+        if buffers.len() > 1
+            && matches!(
+                error,
+                Some(Error::Storage(smgr_api::Error::ShortRead { .. }))
+            )
+        {
+            error = None;
+        }
         let mut buffers = buffers.into_iter();
         for entry in self.queue.iter_mut() {
             if !matches!(entry.slot, Slot::InRun(run) if run == id) {
