@@ -15,10 +15,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bufmgr::{BufferPool, PoolConfig};
-use integration::{s3_server, s3_url};
-use smgr_api::{
-    BlockNumber, BlockSize, ForkNumber, PageFormat, PageVerifier, RelFileLocator, Smgr,
-};
+use integration::{s3_server, s3_url, write_demo_relation};
+use smgr_api::{BlockNumber, BlockSize, ForkNumber, PageFormat, PageVerifier, RelFileLocator};
 use smgr_cli::demo::demo_page;
 use smgr_object::{ObjectOptions, ObjectSmgr};
 use streamread::{ReadStream, StreamConfig, StreamFlags};
@@ -75,14 +73,9 @@ async fn a_scan_survives_or_reports_a_server_restart() {
     options.prefetch_cache_bytes = 16 << 20;
     let smgr = Arc::new(ObjectSmgr::from_url(&url, &store, options).unwrap());
     let rel = RelFileLocator::in_database(5, 16600);
-    let verifier = PageVerifier::new(FORMAT, BlockSize::DEFAULT);
-    smgr.create(rel, MAIN).await.unwrap();
-    for first in (0..BLOCKS).step_by(1024) {
-        let pages = (first..first + 1024)
-            .map(|b| demo_page(&verifier, BlockSize::DEFAULT, b))
-            .collect();
-        smgr.extend(rel, MAIN, first, pages).await.unwrap();
-    }
+    write_demo_relation(smgr.as_ref(), rel, BLOCKS, 1024)
+        .await
+        .unwrap();
     // A pool much smaller than the relation, so the second scan reads again.
     let pool = BufferPool::new(smgr.clone(), PoolConfig::new(1024, FORMAT)).unwrap();
 

@@ -487,7 +487,7 @@ impl Smgr for ObjectSmgr {
                 // Errors only make the hint useless; the read will say.
                 let _ = inner
                     .prefetched
-                    .try_get_with(cache_key.clone(), inner.get_range(&key, &seg, range))
+                    .try_get_with(cache_key.clone(), inner.get_range_owned(&key, &seg, range))
                     .await;
                 inner
                     .prefetching

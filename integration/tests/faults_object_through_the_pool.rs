@@ -1,0 +1,140 @@
+//! Faults of the object store under the buffer pool and a read stream: a
+//! burst of transient failures (as 5xx answers), bodies cut short (a
+//! connection reset mid-body), latency spikes, and GETs failing for good.
+//! Against the in-memory store and the real S3 server, each wrapped in
+//! `FaultyStore`.
+//!
+//! Transient faults are retried below the pool and every block comes back
+//! right; permanent ones are errors naming the object, the stream goes on;
+//! the pool is quiet afterwards and a new scan returns every block right.
+//! Prints rows for RELIABILITY.md.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bufmgr::{BufferPool, PoolConfig};
+use integration::{s3_server, s3_url, write_demo_relation};
+use object_store::memory::InMemory;
+use object_store::throttle::{ThrottleConfig, ThrottledStore};
+use object_store::ObjectStore;
+use smgr_api::{BlockNumber, BlockSize, ForkNumber, PageFormat, PageVerifier, RelFileLocator};
+use smgr_cli::demo::demo_page;
+use smgr_object::testing::FaultyStore;
+use smgr_object::{store_from_url, ObjectOptions, ObjectSmgr};
+use streamread::{ReadStream, StreamConfig, StreamFlags};
+
+const MAIN: ForkNumber = ForkNumber::Main;
+const BLOCKS: BlockNumber = 1024; // 8 MiB in 4 segment objects
+const FORMAT: PageFormat = PageFormat::Postgres { checksums: true };
+
+async fn load(store: Arc<dyn ObjectStore>, prefix: &str, rel: RelFileLocator) {
+    let smgr = ObjectSmgr::new(store, prefix, ObjectOptions::new(BlockSize::DEFAULT, 256)).unwrap();
+    write_demo_relation(&smgr, rel, BLOCKS, 256).await.unwrap();
+}
+
+/// A scan through a fresh pool: (blocks right, errors).
+async fn scan(
+    store: Arc<dyn ObjectStore>,
+    prefix: &str,
+    rel: RelFileLocator,
+) -> (u64, Vec<String>, BufferPool) {
+    let smgr = Arc::new(
+        ObjectSmgr::new(store, prefix, ObjectOptions::new(BlockSize::DEFAULT, 256)).unwrap(),
+    );
+    let pool = BufferPool::new(smgr, PoolConfig::new(512, FORMAT)).unwrap();
+    let verifier = PageVerifier::new(FORMAT, BlockSize::DEFAULT);
+    let config = StreamConfig::default()
+        .io_combine_bytes(128 << 10)
+        .max_ios(4);
+    let mut stream = ReadStream::range(&pool, rel, MAIN, config, StreamFlags::default(), 0..BLOCKS);
+    let (mut good, mut errors) = (0, Vec::new());
+    loop {
+        match stream.next_buffer().await {
+            Ok(Some((buffer, ()))) => {
+                let block = buffer.tag().block;
+                assert_eq!(
+                    &*buffer.read().unwrap(),
+                    &*demo_page(&verifier, BlockSize::DEFAULT, block),
+                    "block {block}"
+                );
+                good += 1;
+            }
+            Ok(None) => break,
+            Err(err) => errors.push(err.to_string()),
+        }
+    }
+    drop(stream);
+    (good, errors, pool)
+}
+
+async fn scenarios(base: Arc<dyn ObjectStore>, prefix: &str, place: &str) {
+    let rel = RelFileLocator::in_database(5, 16800);
+    load(base.clone(), prefix, rel).await;
+    let faulty = Arc::new(FaultyStore::new(base.clone()));
+    let store: Arc<dyn ObjectStore> = faulty.clone();
+    let bytes = u64::from(BLOCKS) * 8192;
+
+    faulty.fail_next_gets(3);
+    let (good, errors, pool) = scan(store.clone(), prefix, rel).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(good, u64::from(BLOCKS));
+    assert!(pool.census().is_quiet(), "{:?}", pool.census());
+    eprintln!("RELIABILITY | 5xx burst on GET ({place}), through pool and stream | 3 | retried: all {good} blocks correct | {bytes} |");
+
+    faulty.cut_next_gets(3);
+    let (good, errors, pool) = scan(store.clone(), prefix, rel).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(good, u64::from(BLOCKS));
+    assert!(pool.census().is_quiet());
+    eprintln!("RELIABILITY | body cut short mid-GET ({place}), through pool and stream | 3 | retried: all {good} blocks correct | {bytes} |");
+
+    // Failing for good: more failures than the backend retries.
+    faulty.fail_next_gets(40);
+    let (good, errors, pool) = scan(store.clone(), prefix, rel).await;
+    assert!(!errors.is_empty());
+    assert_eq!(good + errors.len() as u64, u64::from(BLOCKS));
+    for err in &errors {
+        assert!(
+            err.contains("base/5/16800"),
+            "error without the object's name: {err}"
+        );
+    }
+    assert!(pool.census().is_quiet(), "{:?}", pool.census());
+    faulty.fail_next_gets(0);
+    let (again, errors_after, _) = scan(store.clone(), prefix, rel).await;
+    assert!(errors_after.is_empty(), "{errors_after:?}");
+    assert_eq!(again, u64::from(BLOCKS));
+    eprintln!(
+        "RELIABILITY | GETs failing for good ({place}), through pool and stream | 40 | {} errors naming the object, {good} blocks correct, pool quiet; then all {again} correct | {} |",
+        errors.len(),
+        (good + again) * 8192
+    );
+
+    // Latency spikes on every GET.
+    let slow: Arc<dyn ObjectStore> = Arc::new(ThrottledStore::new(
+        base,
+        ThrottleConfig {
+            wait_get_per_call: Duration::from_millis(15),
+            ..ThrottleConfig::default()
+        },
+    ));
+    let (good, errors, pool) = scan(slow, prefix, rel).await;
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(good, u64::from(BLOCKS));
+    assert!(pool.census().is_quiet());
+    eprintln!("RELIABILITY | 15 ms added to every GET ({place}), through pool and stream | all | all {good} blocks correct | {bytes} |");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_faults_through_the_pool_in_memory() {
+    scenarios(Arc::new(InMemory::new()), "faults", "in memory").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_faults_through_the_pool_on_s3() {
+    let Some(options) = s3_server() else { return };
+    let (store, prefix, _) = store_from_url(&s3_url("pool-faults"), &options).unwrap();
+    scenarios(store, &prefix, "SeaweedFS").await;
+}
