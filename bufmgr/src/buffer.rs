@@ -2,7 +2,9 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
-use std::sync::{Arc, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::Arc;
+
+use crate::sync::{RwLockReadGuard, RwLockWriteGuard};
 
 use crate::frame::FrameDesc;
 use crate::pool::PoolInner;

@@ -9,7 +9,7 @@
 //! Lock order: a page-table partition before a frame header, never the
 //! other way round; a frame header is never held across an `.await`.
 
-use std::sync::{Mutex, MutexGuard, RwLock};
+use crate::sync::{Mutex, MutexGuard, RwLock};
 
 use tokio::sync::Notify;
 

@@ -65,6 +65,7 @@ mod pool;
 mod read;
 mod ring;
 mod stats;
+mod sync;
 mod tag;
 mod write;
 

@@ -4,9 +4,9 @@
 //! own lock), so concurrent lookups of different pages rarely meet on a
 //! lock.
 
+use crate::sync::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
-use std::sync::{Mutex, MutexGuard};
 
 use crate::BufferTag;
 

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use smgr_api::{BlockSize, PageBuf, PageFormat, PageLender, PageVerifier, PathNaming, Smgr};
@@ -13,6 +13,7 @@ use crate::memory::FrameMemory;
 use crate::page_table::PageTable;
 use crate::ring::BufferAccessStrategy;
 use crate::stats::{Counters, PoolStats};
+use crate::sync::AtomicUsize;
 use crate::{Error, Result};
 
 /// A count of the pool's frames by state, from [`BufferPool::census`].

@@ -442,17 +442,15 @@ impl<T: Send + 'static> Future for Detached<T> {
 impl<T: Send + 'static> Drop for Detached<T> {
     fn drop(&mut self) {
         if let Some(future) = self.future.take() {
-            match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    runtime.spawn(async move {
-                        let _ = future.await;
-                    });
-                }
+            match crate::sync::spawn_detached(async move {
+                let _ = future.await;
+            }) {
+                Ok(()) => {}
                 // No runtime to finish on (it is shutting down): dropping
                 // the future drops its IoGuard, which marks the frames
                 // failed; their memory comes back when the backend's I/O
                 // lets go of it.
-                Err(_) => drop(future),
+                Err(unfinished) => drop(unfinished),
             }
         }
     }

@@ -4,7 +4,9 @@
 //! one instant (as with `pg_stat_io`), and keeping them costs an
 //! uncontended atomic add per event.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+
+use crate::sync::AtomicU64;
 use std::time::Duration;
 
 #[derive(Default)]

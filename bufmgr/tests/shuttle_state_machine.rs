@@ -1,0 +1,329 @@
+//! The buffer pool's state machine under shuttle's schedulers: the real
+//! pool (its frame headers, content locks, page table and atomics are
+//! shuttle's when built with `--cfg shuttle`, see `src/sync.rs`) over an
+//! in-memory backend that yields in the middle of every I/O.
+//!
+//! Scenarios: two readers missing one block (one read, both right); a
+//! reader dirtying a page while another evicts it (the change reaches
+//! storage); a failed read retried by a waiter (one error, then right
+//! bytes); a read cancelled mid-I/O (the I/O finishes detached, the next
+//! reader gets right bytes). After each: nothing pinned, in I/O or lent.
+//! Each runs under the random and the PCT scheduler.
+//!
+//! `RUSTFLAGS="--cfg shuttle" CARGO_TARGET_DIR=target/shuttle cargo test -p bufmgr --test shuttle_state_machine -- --nocapture`
+//! (`.ci/run` runs it; `SHUTTLE_ITERATIONS=n` for more schedules).
+
+#![cfg(shuttle)]
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::Poll;
+
+use async_trait::async_trait;
+use bufmgr::{BufferPool, PoolConfig, ReadBufferMode};
+use shuttle::future::{block_on, spawn, yield_now};
+use smgr_api::testkit::{pattern_page, MemSmgr};
+use smgr_api::{
+    BlockNumber, BlockSize, Error, ForkNumber, PageBuf, PageFormat, PageVerifier, RelFileLocator,
+    Result, Smgr,
+};
+
+const MAIN: ForkNumber = ForkNumber::Main;
+const BS: usize = 1024;
+const BLOCKS: BlockNumber = 8;
+
+/// An in-memory backend whose reads and writes yield to the scheduler
+/// before and after the data moves, count themselves, and can fail.
+#[derive(Debug)]
+struct Yielding {
+    inner: MemSmgr,
+    reads: AtomicUsize,
+    fail_reads: AtomicUsize,
+}
+
+#[async_trait]
+impl Smgr for Yielding {
+    fn block_size(&self) -> BlockSize {
+        self.inner.block_size()
+    }
+    async fn exists(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<bool> {
+        self.inner.exists(rel, fork).await
+    }
+    async fn create(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
+        self.inner.create(rel, fork).await
+    }
+    async fn unlink(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
+        self.inner.unlink(rel, fork).await
+    }
+    async fn nblocks(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<BlockNumber> {
+        self.inner.nblocks(rel, fork).await
+    }
+    async fn readv(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        blocknum: BlockNumber,
+        bufs: Vec<PageBuf>,
+    ) -> Result<Vec<PageBuf>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        yield_now().await;
+        let fail = self
+            .fail_reads
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if fail {
+            return Err(Error::io(
+                "read",
+                format!("{rel} (injected)"),
+                std::io::Error::from_raw_os_error(5),
+            ));
+        }
+        let bufs = self.inner.readv(rel, fork, blocknum, bufs).await;
+        yield_now().await;
+        bufs
+    }
+    async fn writev(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        blocknum: BlockNumber,
+        bufs: Vec<PageBuf>,
+    ) -> Result<Vec<PageBuf>> {
+        yield_now().await;
+        let bufs = self.inner.writev(rel, fork, blocknum, bufs).await;
+        yield_now().await;
+        bufs
+    }
+    async fn extend(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        blocknum: BlockNumber,
+        bufs: Vec<PageBuf>,
+    ) -> Result<Vec<PageBuf>> {
+        self.inner.extend(rel, fork, blocknum, bufs).await
+    }
+    async fn zero_extend(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        blocknum: BlockNumber,
+        nblocks: BlockNumber,
+    ) -> Result<()> {
+        self.inner.zero_extend(rel, fork, blocknum, nblocks).await
+    }
+    async fn truncate(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        nblocks: BlockNumber,
+    ) -> Result<()> {
+        self.inner.truncate(rel, fork, nblocks).await
+    }
+    async fn prefetch(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        blocknum: BlockNumber,
+        nblocks: BlockNumber,
+    ) -> bool {
+        self.inner.prefetch(rel, fork, blocknum, nblocks).await
+    }
+    async fn immedsync(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
+        self.inner.immedsync(rel, fork).await
+    }
+}
+
+fn rel() -> RelFileLocator {
+    RelFileLocator::in_database(5, 1)
+}
+
+fn page(version: u32, block: BlockNumber) -> Vec<u8> {
+    let mut page = pattern_page(BS, version, block);
+    PageVerifier::new(PageFormat::Native, BlockSize::new(BS as u32).unwrap())
+        .set_checksum(&mut page, block);
+    page
+}
+
+async fn setup(frames: usize) -> (BufferPool, Arc<Yielding>) {
+    let bs = BlockSize::new(BS as u32).unwrap();
+    let smgr = Arc::new(Yielding {
+        inner: MemSmgr::new(bs),
+        reads: AtomicUsize::new(0),
+        fail_reads: AtomicUsize::new(0),
+    });
+    smgr.create(rel(), MAIN).await.unwrap();
+    let pages = (0..BLOCKS)
+        .map(|b| PageBuf::copy_from(&page(1, b)))
+        .collect();
+    smgr.extend(rel(), MAIN, 0, pages).await.unwrap();
+    let pool = BufferPool::new(
+        smgr.clone(),
+        PoolConfig::new(frames, PageFormat::Native).prefault(false),
+    )
+    .unwrap();
+    (pool, smgr)
+}
+
+async fn read(pool: BufferPool, block: BlockNumber) -> std::result::Result<Vec<u8>, String> {
+    let buffer = pool
+        .read_buffer(rel(), MAIN, block, ReadBufferMode::Normal)
+        .await
+        .map_err(|e| e.to_string())?;
+    let bytes = buffer.read().map_err(|e| e.to_string())?.to_vec();
+    Ok(bytes)
+}
+
+/// Lets detached work finish, then requires a quiet pool.
+async fn assert_quiet(pool: &BufferPool) {
+    for _ in 0..200 {
+        if pool.census().is_quiet() {
+            return;
+        }
+        yield_now().await;
+    }
+    panic!("pool not quiet: {:?}", pool.census());
+}
+
+fn two_readers_miss_one_block() {
+    block_on(async {
+        let (pool, smgr) = setup(4).await;
+        let a = spawn(read(pool.clone(), 3));
+        let b = spawn(read(pool.clone(), 3));
+        assert_eq!(a.await.unwrap().unwrap(), page(1, 3));
+        assert_eq!(b.await.unwrap().unwrap(), page(1, 3));
+        assert_eq!(smgr.reads.load(Ordering::SeqCst), 1, "one miss, one read");
+        assert_quiet(&pool).await;
+    });
+}
+
+fn a_dirty_page_survives_its_eviction() {
+    block_on(async {
+        // Two frames: the evictor's three reads must take the writer's.
+        let (pool, smgr) = setup(2).await;
+        let writer = spawn({
+            let pool = pool.clone();
+            async move {
+                let buffer = pool
+                    .read_buffer(rel(), MAIN, 0, ReadBufferMode::Normal)
+                    .await
+                    .unwrap();
+                let mut bytes = buffer.write().unwrap();
+                bytes.copy_from_slice(&page(2, 0));
+                bytes.mark_dirty();
+            }
+        });
+        let evictor = spawn({
+            let pool = pool.clone();
+            async move {
+                for block in 1..4 {
+                    assert_eq!(read(pool.clone(), block).await.unwrap(), page(1, block));
+                }
+            }
+        });
+        writer.await.unwrap();
+        evictor.await.unwrap();
+        pool.flush_all().await.unwrap();
+        assert_quiet(&pool).await;
+        let stored = smgr
+            .inner
+            .readv(rel(), MAIN, 0, PageBuf::zeroed_blocks(smgr.block_size(), 1))
+            .await
+            .unwrap();
+        assert_eq!(&*stored[0], &page(2, 0)[..], "the change was lost");
+    });
+}
+
+fn a_failed_read_is_retried_by_a_waiter() {
+    block_on(async {
+        let (pool, smgr) = setup(4).await;
+        smgr.fail_reads.store(1, Ordering::SeqCst);
+        let a = spawn(read(pool.clone(), 5));
+        let b = spawn(read(pool.clone(), 5));
+        let outcomes = [a.await.unwrap(), b.await.unwrap()];
+        let errors = outcomes.iter().filter(|o| o.is_err()).count();
+        assert_eq!(
+            errors, 1,
+            "one read failed, the other retried: {outcomes:?}"
+        );
+        for outcome in outcomes.iter().flatten() {
+            assert_eq!(outcome, &page(1, 5));
+        }
+        assert!(smgr.reads.load(Ordering::SeqCst) <= 2);
+        assert_eq!(read(pool.clone(), 5).await.unwrap(), page(1, 5));
+        assert_quiet(&pool).await;
+    });
+}
+
+fn a_cancelled_read_leaves_nothing_behind() {
+    block_on(async {
+        let (pool, smgr) = setup(4).await;
+        let canceller = spawn({
+            let pool = pool.clone();
+            async move {
+                // Poll the read a few times, then drop it mid-flight.
+                let mut reading = pin!(read(pool, 2));
+                for _ in 0..3 {
+                    let polled =
+                        std::future::poll_fn(|cx| Poll::Ready(reading.as_mut().poll(cx))).await;
+                    if polled.is_ready() {
+                        return;
+                    }
+                    yield_now().await;
+                }
+            }
+        });
+        let reader = spawn(read(pool.clone(), 2));
+        canceller.await.unwrap();
+        assert_eq!(reader.await.unwrap().unwrap(), page(1, 2));
+        assert!(smgr.reads.load(Ordering::SeqCst) <= 2);
+        assert_quiet(&pool).await;
+        assert_eq!(read(pool.clone(), 2).await.unwrap(), page(1, 2));
+    });
+}
+
+fn iterations() -> usize {
+    std::env::var("SHUTTLE_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
+
+fn explore(name: &str, scenario: fn()) {
+    let n = iterations();
+    shuttle::check_random(scenario, n);
+    shuttle::check_pct(scenario, n, 3);
+    eprintln!("SHUTTLE | {name} | {n} random + {n} PCT (depth 3) schedules | passed |");
+}
+
+#[test]
+fn two_readers_missing_one_block() {
+    explore("two readers miss one block", two_readers_miss_one_block);
+}
+
+#[test]
+fn a_reader_and_an_evictor() {
+    explore(
+        "a dirty page and its evictor",
+        a_dirty_page_survives_its_eviction,
+    );
+}
+
+#[test]
+fn a_failed_io_retried_by_a_waiter() {
+    explore(
+        "a failed read retried by a waiter",
+        a_failed_read_is_retried_by_a_waiter,
+    );
+}
+
+#[test]
+fn a_cancelled_read() {
+    explore(
+        "a read cancelled mid-I/O",
+        a_cancelled_read_leaves_nothing_behind,
+    );
+}
