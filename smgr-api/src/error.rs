@@ -184,6 +184,17 @@ pub enum Error {
         bytes: u64,
     },
 
+    /// A stored object is not in the format it claims: a compressed
+    /// segment whose seek table does not add up, or a frame that does not
+    /// decompress or fails its checksum.
+    #[error("corrupt object {key}: {detail}")]
+    CorruptObject {
+        /// The object's key.
+        key: String,
+        /// What is wrong, with the frame and block range where known.
+        detail: String,
+    },
+
     /// A configuration value out of its range.
     #[error("invalid setting {name} = {value}: {reason}")]
     InvalidSetting {

@@ -53,6 +53,7 @@ mod error;
 mod io;
 mod meta;
 mod options;
+pub mod seekable;
 mod smgr;
 pub mod testing;
 mod url;

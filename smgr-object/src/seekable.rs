@@ -1,0 +1,416 @@
+//! The zstd seekable format (`contrib/seekable_format` in the zstd
+//! project): a segment cut into independent zstd frames of `frame_blocks`
+//! blocks, followed by a skippable frame holding the seek table, so any
+//! block run is one ranged GET of the frames it touches. The object stays
+//! a valid zstd stream: `zstd -d` gives back the segment byte for byte.
+//!
+//! Layout of the seek table (little-endian):
+//!
+//! ```text
+//! skippable magic 0x184D2A5E (4) | frame size (4) | entries | footer (9)
+//! entry:  compressed size (4) | decompressed size (4) [| checksum (4)]
+//! footer: number of frames (4) | descriptor (1) | seekable magic 0x8F92EAB1 (4)
+//! ```
+//!
+//! Compression and decompression are the `zstd` crate's (libzstd); only the
+//! seek table is read and written here: it is a few fixed-size fields, and
+//! what the backend needs (the table from the object's tail alone, one
+//! frame into a caller's buffer) is plainer written than adapted. Every
+//! frame carries zstd's own content checksum (XXH64), which libzstd checks
+//! while decompressing, so the seek table's optional checksums are not
+//! written; tables that have them are read.
+//!
+//! This is the format layer of issue 10; the object backend does not use
+//! it yet (see the closing note of 2026-11-25 for the plan).
+
+use std::ops::Range;
+
+use smgr_api::{Error, Result};
+
+/// Magic number of a zstd skippable frame (the variant the format uses).
+pub const SKIPPABLE_MAGIC: u32 = 0x184D_2A5E;
+/// Magic number ending a seek table.
+pub const SEEKABLE_MAGIC: u32 = 0x8F92_EAB1;
+/// Bytes of the seek table's footer.
+pub const FOOTER_BYTES: usize = 9;
+/// Bytes of the skippable frame header (magic and size).
+const HEADER_BYTES: usize = 8;
+/// The format's limit on frames per object.
+pub const MAX_FRAMES: u32 = 0x0800_0000;
+/// Descriptor bit: entries carry a checksum.
+const CHECKSUM_FLAG: u8 = 0x80;
+/// Descriptor bits that must be zero.
+const RESERVED_BITS: u8 = 0x7C;
+
+/// One frame of a seekable object.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameEntry {
+    /// Its bytes in the object.
+    pub compressed: u32,
+    /// The bytes it decompresses to.
+    pub decompressed: u32,
+}
+
+/// The frames of a seekable object, with their offsets.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeekTable {
+    frames: Vec<FrameEntry>,
+    /// Start of frame i in the object, and of frame i in the decompressed
+    /// data; one more entry than frames (the ends).
+    compressed_starts: Vec<u64>,
+    decompressed_starts: Vec<u64>,
+}
+
+/// What the tail of an object says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tail {
+    /// Not a seekable object (no seekable magic at its end): a plain one.
+    Plain,
+    /// A seekable object whose table needs the last `bytes` bytes; the tail
+    /// given was shorter.
+    NeedBytes(u64),
+    /// The parsed table.
+    Table(SeekTable),
+}
+
+impl SeekTable {
+    /// A table of these frames, in order.
+    pub fn new(frames: Vec<FrameEntry>) -> Self {
+        let mut compressed_starts = Vec::with_capacity(frames.len() + 1);
+        let mut decompressed_starts = Vec::with_capacity(frames.len() + 1);
+        let (mut c, mut d) = (0u64, 0u64);
+        for frame in &frames {
+            compressed_starts.push(c);
+            decompressed_starts.push(d);
+            c += u64::from(frame.compressed);
+            d += u64::from(frame.decompressed);
+        }
+        compressed_starts.push(c);
+        decompressed_starts.push(d);
+        SeekTable {
+            frames,
+            compressed_starts,
+            decompressed_starts,
+        }
+    }
+
+    /// The frames, in order.
+    pub fn frames(&self) -> &[FrameEntry] {
+        &self.frames
+    }
+
+    /// Bytes of all frames (the object without its seek table).
+    pub fn compressed_len(&self) -> u64 {
+        self.compressed_starts.last().copied().unwrap_or(0)
+    }
+
+    /// Bytes the object decompresses to (the segment's logical size).
+    pub fn decompressed_len(&self) -> u64 {
+        self.decompressed_starts.last().copied().unwrap_or(0)
+    }
+
+    /// Bytes of the seek table as written here (no checksums).
+    pub fn table_len(&self) -> u64 {
+        (HEADER_BYTES + self.frames.len() * 8 + FOOTER_BYTES) as u64
+    }
+
+    /// Frames holding decompressed bytes `range` (empty for an empty range).
+    pub fn frames_for(&self, range: Range<u64>) -> Range<usize> {
+        if range.start >= range.end {
+            return 0..0;
+        }
+        // The last frame starting at or before the byte.
+        let first = self
+            .decompressed_starts
+            .partition_point(|&s| s <= range.start)
+            - 1;
+        let last = self.decompressed_starts.partition_point(|&s| s < range.end);
+        first.min(self.frames.len())..last.min(self.frames.len())
+    }
+
+    /// Where frames `frames` are in the object.
+    pub fn compressed_range(&self, frames: Range<usize>) -> Range<u64> {
+        self.compressed_starts[frames.start]..self.compressed_starts[frames.end]
+    }
+
+    /// Where frames `frames` are in the decompressed data.
+    pub fn decompressed_range(&self, frames: Range<usize>) -> Range<u64> {
+        self.decompressed_starts[frames.start]..self.decompressed_starts[frames.end]
+    }
+
+    /// The seek table as a skippable frame (entries without checksums).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let entries = self.frames.len() * 8;
+        let mut out = Vec::with_capacity(HEADER_BYTES + entries + FOOTER_BYTES);
+        out.extend_from_slice(&SKIPPABLE_MAGIC.to_le_bytes());
+        out.extend_from_slice(&((entries + FOOTER_BYTES) as u32).to_le_bytes());
+        for frame in &self.frames {
+            out.extend_from_slice(&frame.compressed.to_le_bytes());
+            out.extend_from_slice(&frame.decompressed.to_le_bytes());
+        }
+        out.extend_from_slice(&(self.frames.len() as u32).to_le_bytes());
+        out.push(0);
+        out.extend_from_slice(&SEEKABLE_MAGIC.to_le_bytes());
+        out
+    }
+
+    /// Reads the seek table from `tail`, the last bytes of the object `key`
+    /// of `object_len` bytes, and checks that it describes the object: the
+    /// frames and the table add up to the object's length exactly, and no
+    /// frame decompresses to more than `max_frame_bytes`.
+    pub fn parse_tail(
+        key: &str,
+        tail: &[u8],
+        object_len: u64,
+        max_frame_bytes: u64,
+    ) -> Result<Tail> {
+        let bad = |detail: String| Error::CorruptObject {
+            key: key.to_owned(),
+            detail,
+        };
+        if (tail.len() as u64) > object_len {
+            return Err(bad(format!(
+                "{} tail bytes given for an object of {object_len} bytes",
+                tail.len()
+            )));
+        }
+        if tail.len() < FOOTER_BYTES {
+            return Ok(if object_len < FOOTER_BYTES as u64 {
+                Tail::Plain
+            } else {
+                Tail::NeedBytes(FOOTER_BYTES as u64)
+            });
+        }
+        let footer = &tail[tail.len() - FOOTER_BYTES..];
+        if read_u32(footer, 5) != SEEKABLE_MAGIC {
+            return Ok(Tail::Plain);
+        }
+        let frames = read_u32(footer, 0);
+        let descriptor = footer[4];
+        if descriptor & RESERVED_BITS != 0 {
+            return Err(bad(format!(
+                "seek table descriptor {descriptor:#04x} sets reserved bits"
+            )));
+        }
+        if frames > MAX_FRAMES {
+            return Err(bad(format!(
+                "seek table lists {frames} frames, more than the format's {MAX_FRAMES}"
+            )));
+        }
+        let entry_bytes: u64 = if descriptor & CHECKSUM_FLAG != 0 {
+            12
+        } else {
+            8
+        };
+        let table_len = HEADER_BYTES as u64 + u64::from(frames) * entry_bytes + FOOTER_BYTES as u64;
+        if table_len > object_len {
+            return Err(bad(format!(
+                "seek table of {frames} frames needs {table_len} bytes but the object has {object_len}"
+            )));
+        }
+        if (tail.len() as u64) < table_len {
+            return Ok(Tail::NeedBytes(table_len));
+        }
+        let table = &tail[tail.len() - table_len as usize..];
+        let frame_size = read_u32(table, 4);
+        if read_u32(table, 0) != SKIPPABLE_MAGIC
+            || u64::from(frame_size) != table_len - HEADER_BYTES as u64
+        {
+            return Err(bad(format!(
+                "seek table of {frames} frames does not start with a skippable frame header of size {}",
+                table_len - HEADER_BYTES as u64
+            )));
+        }
+        let mut entries = Vec::with_capacity(frames as usize);
+        for i in 0..frames as usize {
+            let at = HEADER_BYTES + i * entry_bytes as usize;
+            entries.push(FrameEntry {
+                compressed: read_u32(table, at),
+                decompressed: read_u32(table, at + 4),
+            });
+        }
+        let parsed = SeekTable::new(entries);
+        if parsed.compressed_len() + table_len != object_len {
+            return Err(bad(format!(
+                "frame sizes add up to {} bytes and the seek table to {table_len}, but the object holds {object_len}",
+                parsed.compressed_len()
+            )));
+        }
+        if let Some((i, frame)) = parsed
+            .frames
+            .iter()
+            .enumerate()
+            .find(|(_, f)| u64::from(f.decompressed) > max_frame_bytes)
+        {
+            return Err(bad(format!(
+                "frame {i} decompresses to {} bytes, more than a frame may hold ({max_frame_bytes})",
+                frame.decompressed
+            )));
+        }
+        Ok(Tail::Table(parsed))
+    }
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(word)
+}
+
+/// Compresses `data` (a segment) into a seekable object: frames of
+/// `frame_bytes` decompressed bytes each (the last may be shorter), each
+/// with zstd's content checksum, then the seek table.
+pub fn compress(data: &[u8], frame_bytes: usize, level: i32) -> Result<Vec<u8>> {
+    let failed = |e: std::io::Error| Error::io("zstd compress", "segment", e);
+    let mut compressor = zstd::bulk::Compressor::new(level).map_err(failed)?;
+    compressor
+        .set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
+        .map_err(failed)?;
+    let mut out = Vec::with_capacity(data.len() / 2);
+    let mut frames = Vec::new();
+    for chunk in data.chunks(frame_bytes.max(1)) {
+        let frame = compressor.compress(chunk).map_err(failed)?;
+        frames.push(FrameEntry {
+            compressed: frame.len() as u32,
+            decompressed: chunk.len() as u32,
+        });
+        out.extend_from_slice(&frame);
+    }
+    out.extend_from_slice(&SeekTable::new(frames).to_bytes());
+    Ok(out)
+}
+
+/// Decompresses frame `index` of object `key` (its bytes in `frame`)
+/// into `out`, which must be exactly the frame's decompressed size. A frame
+/// that does not decompress, fails its checksum or has another size is an
+/// error naming the key and the frame.
+pub fn decompress_frame(key: &str, index: usize, frame: &[u8], out: &mut [u8]) -> Result<()> {
+    let bad = |detail: String| Error::CorruptObject {
+        key: key.to_owned(),
+        detail,
+    };
+    let mut decompressor = zstd::bulk::Decompressor::new()
+        .map_err(|e| bad(format!("frame {index}: cannot start zstd: {e}")))?;
+    let expected = out.len();
+    let written = decompressor.decompress_to_buffer(frame, out).map_err(|e| {
+        bad(format!(
+            "frame {index} ({} bytes) does not decompress: {e}",
+            frame.len()
+        ))
+    })?;
+    if written != expected {
+        return Err(bad(format!(
+            "frame {index} decompressed to {written} bytes, the seek table says {expected}"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment(len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| ((i / 7) as u8).wrapping_mul(13) ^ (i % 251) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn round_trip_through_the_table_and_single_frames() {
+        let data = segment(16 * 8192 * 5 + 8192 * 3);
+        let object = compress(&data, 16 * 8192, 3).unwrap();
+        let Tail::Table(table) =
+            SeekTable::parse_tail("k", &object, object.len() as u64, 16 * 8192).unwrap()
+        else {
+            panic!("not parsed");
+        };
+        assert_eq!(table.frames().len(), 6);
+        assert_eq!(table.decompressed_len(), data.len() as u64);
+        // Blocks 70..90 (8 KiB) span frames 4 and 5.
+        let frames = table.frames_for(70 * 8192..90 * 8192);
+        assert_eq!(frames, 4..6);
+        let mut out = Vec::new();
+        for i in frames.clone() {
+            let c = table.compressed_range(i..i + 1);
+            let d = table.decompressed_range(i..i + 1);
+            let mut buf = vec![0u8; (d.end - d.start) as usize];
+            decompress_frame("k", i, &object[c.start as usize..c.end as usize], &mut buf).unwrap();
+            out.extend_from_slice(&buf);
+        }
+        let d = table.decompressed_range(frames);
+        assert_eq!(out, data[d.start as usize..d.end as usize]);
+    }
+
+    #[test]
+    fn the_table_is_read_from_the_tail_alone() {
+        let data = segment(8192 * 40);
+        let object = compress(&data, 8 * 8192, 1).unwrap();
+        let len = object.len() as u64;
+        assert!(matches!(
+            SeekTable::parse_tail("k", &object[object.len() - 9..], len, 1 << 20).unwrap(),
+            Tail::NeedBytes(n) if n == 8 + 5 * 8 + 9
+        ));
+        let tail = &object[object.len() - 57..];
+        assert!(matches!(
+            SeekTable::parse_tail("k", tail, len, 1 << 20).unwrap(),
+            Tail::Table(_)
+        ));
+        assert_eq!(
+            SeekTable::parse_tail("k", &data[..100], 100, 1 << 20).unwrap(),
+            Tail::Plain
+        );
+    }
+
+    #[test]
+    fn bad_tables_are_errors_naming_the_key() {
+        let data = segment(8192 * 20);
+        let object = compress(&data, 8 * 8192, 1).unwrap();
+        let len = object.len() as u64;
+        let check = |bytes: &[u8], len: u64, max: u64, words: &str| {
+            let err = SeekTable::parse_tail("base/5/1.2", bytes, len, max).unwrap_err();
+            let text = err.to_string();
+            assert!(
+                text.contains("base/5/1.2") && text.contains(words),
+                "{text}"
+            );
+        };
+        // Truncated object: the frames no longer add up.
+        check(&object[..], len + 10, 1 << 20, "add up");
+        // A frame count that disagrees with the object length.
+        let mut more = object.clone();
+        let at = more.len() - 9;
+        more[at..at + 4].copy_from_slice(&300u32.to_le_bytes());
+        check(&more, len, 1 << 20, "seek table");
+        let mut huge = object.clone();
+        huge[at..at + 4].copy_from_slice(&1_000_000u32.to_le_bytes());
+        check(&huge, len, 1 << 20, "needs");
+        // A frame bigger than frame_blocks blocks.
+        check(&object, len, 4 * 8192, "more than a frame may hold");
+        // Reserved descriptor bits.
+        let mut reserved = object.clone();
+        reserved[at + 4] = 0x04;
+        check(&reserved, len, 1 << 20, "reserved bits");
+    }
+
+    #[test]
+    fn a_damaged_frame_is_an_error_not_wrong_bytes() {
+        let data = segment(8192 * 16);
+        let object = compress(&data, 8 * 8192, 3).unwrap();
+        let Tail::Table(table) =
+            SeekTable::parse_tail("k", &object, object.len() as u64, 1 << 20).unwrap()
+        else {
+            panic!()
+        };
+        let c = table.compressed_range(1..2);
+        let mut frame = object[c.start as usize..c.end as usize].to_vec();
+        let mid = frame.len() / 2;
+        frame[mid] ^= 0x40;
+        let mut out = vec![0u8; 8 * 8192];
+        let err = decompress_frame("base/5/1", 1, &frame, &mut out).unwrap_err();
+        assert!(
+            err.to_string().contains("base/5/1") && err.to_string().contains("frame 1"),
+            "{err}"
+        );
+    }
+}
