@@ -20,8 +20,9 @@
 //! while decompressing, so the seek table's optional checksums are not
 //! written; tables that have them are read.
 //!
-//! This is the format layer of issue 10; the object backend does not use
-//! it yet (see the closing note of 2026-11-25 for the plan).
+//! This is the format layer of compressed segment objects; the object
+//! backend does not use it yet. Why it is written on the `zstd` crate
+//! rather than `zeekstd`, and the plan: `docs/compression.md`.
 
 use std::ops::Range;
 
