@@ -139,18 +139,91 @@ impl Inner {
             .contains(key)
     }
 
-    /// The whole segment object at the version `seg` names.
+    /// The whole segment at the version `seg` names, decompressed if the
+    /// object is (`key` is the object's key).
     pub async fn get_all(&self, key: &str, seg: &SegmentMeta) -> Result<Vec<u8>> {
         if seg.size == 0 {
             return Ok(Vec::new());
         }
-        Ok(self.get_range(key, seg, 0..seg.size).await?.to_vec())
+        if seg.table.is_some() {
+            return self.read_compressed(key, seg, 0..seg.size).await;
+        }
+        Ok(self.get_range(key, seg, 0..seg.stored).await?.to_vec())
+    }
+
+    /// Logical bytes `range` of a compressed segment: one ranged GET of the
+    /// frames that hold them, each frame decompressed (libzstd checks its
+    /// content checksum), then the range cut out.
+    pub async fn read_compressed(
+        &self,
+        key: &str,
+        seg: &SegmentMeta,
+        range: Range<u64>,
+    ) -> Result<Vec<u8>> {
+        let Some(table) = &seg.table else {
+            return Ok(self.get_range(key, seg, range).await?.to_vec());
+        };
+        let frames = table.frames_for(range.clone());
+        let stored = table.compressed_range(frames.clone());
+        let logical = table.decompressed_range(frames.clone());
+        if range.start < logical.start || range.end > logical.end {
+            return Err(Error::CorruptObject {
+                key: key.to_owned(),
+                detail: format!(
+                    "bytes {}..{} are past the {} bytes its seek table describes",
+                    range.start,
+                    range.end,
+                    table.decompressed_len()
+                ),
+            });
+        }
+        let bytes = self.get_range(key, seg, stored.clone()).await?;
+        let mut out = vec![0u8; (logical.end - logical.start) as usize];
+        for i in frames {
+            let c = table.compressed_range(i..i + 1);
+            let d = table.decompressed_range(i..i + 1);
+            crate::seekable::decompress_frame(
+                key,
+                i,
+                &bytes[(c.start - stored.start) as usize..(c.end - stored.start) as usize],
+                &mut out[(d.start - logical.start) as usize..(d.end - logical.start) as usize],
+            )?;
+        }
+        out.drain(..(range.start - logical.start) as usize);
+        out.truncate((range.end - range.start) as usize);
+        Ok(out)
     }
 
     /// Writes a segment object: creating it if `old` is `None`, else
     /// replacing exactly the version `old` names (when the store supports
     /// conditional puts), so a concurrent writer is an error, not a loss.
     pub async fn put_segment(
+        &self,
+        key: &str,
+        old: Option<&SegmentMeta>,
+        data: Vec<u8>,
+    ) -> Result<SegmentMeta> {
+        // A compressed segment stays compressed, in frames of the size it
+        // had. (Recompressing only the frames a write touches is next.)
+        if let Some(table) = old.and_then(|o| o.table.as_ref()) {
+            let frame_bytes = table
+                .frames()
+                .first()
+                .map_or(16 * self.opts.block_size.bytes(), |f| {
+                    f.decompressed as usize
+                });
+            let logical = data.len() as u64;
+            let (object, table) = crate::seekable::compress_with_table(&data, frame_bytes, 3)?;
+            let mut meta = self.put_object(key, old, object).await?;
+            meta.size = logical;
+            meta.table = Some(std::sync::Arc::new(table));
+            return Ok(meta);
+        }
+        self.put_object(key, old, data).await
+    }
+
+    /// Writes the bytes of an object, conditionally as `put_segment` says.
+    async fn put_object(
         &self,
         key: &str,
         old: Option<&SegmentMeta>,
@@ -178,11 +251,7 @@ impl Inner {
             )
             .await
             .map_err(|err| crate::error::from_store("write", key, err))?;
-        Ok(SegmentMeta {
-            size,
-            e_tag: result.e_tag,
-            version: result.version,
-        })
+        Ok(SegmentMeta::plain(size, result.e_tag, result.version))
     }
 
     /// Deletes a segment object; a missing one is fine.

@@ -15,14 +15,48 @@ use object_store::ObjectStore;
 use smgr_api::{BlockNumber, Error, ForkNumber, RelFileLocator, Result, MAX_BLOCK_NUMBER};
 
 use crate::options::ObjectOptions;
+use crate::seekable::{SeekTable, Tail};
 
 /// One segment object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct SegmentMeta {
+    /// Logical bytes: the segment's size once decompressed.
     pub size: u64,
+    /// Bytes of the object itself.
+    pub stored: u64,
     pub e_tag: Option<String>,
     pub version: Option<String>,
+    /// For a compressed object (key suffix `.zst`, zstd seekable format),
+    /// its seek table.
+    pub table: Option<Arc<SeekTable>>,
 }
+
+impl SegmentMeta {
+    /// A plain object of `size` bytes.
+    pub fn plain(size: u64, e_tag: Option<String>, version: Option<String>) -> Self {
+        SegmentMeta {
+            size,
+            stored: size,
+            e_tag,
+            version,
+            table: None,
+        }
+    }
+
+    /// The object's key, from the segment's path key (`.zst` appended for
+    /// a compressed object).
+    pub fn object_key(&self, base: &str) -> String {
+        if self.table.is_some() {
+            format!("{base}{COMPRESSED_SUFFIX}")
+        } else {
+            base.to_owned()
+        }
+    }
+}
+
+/// Key suffix of compressed segment objects: visible in a LIST, so no
+/// request per object is needed to tell them apart (docs/compression.md).
+pub const COMPRESSED_SUFFIX: &str = ".zst";
 
 /// A fork's segment objects, segment 0 first.
 #[derive(Clone, Debug, Default)]
@@ -135,17 +169,24 @@ impl MetaCache {
             if parent != dir {
                 continue;
             }
-            let Ok(seg) = opts.naming.parse(relative) else {
+            let (path, compressed) = match relative.strip_suffix(COMPRESSED_SUFFIX) {
+                Some(path) => (path, true),
+                None => (relative, false),
+            };
+            let Ok(seg) = opts.naming.parse(path) else {
                 continue;
             };
-            found.entry((seg.locator, seg.fork)).or_default().push((
-                seg.segno,
-                SegmentMeta {
-                    size: object.size,
-                    e_tag: object.e_tag,
-                    version: object.version,
-                },
-            ));
+            let mut meta = SegmentMeta::plain(object.size, object.e_tag, object.version);
+            if compressed {
+                let table =
+                    read_seek_table(store.as_ref(), key, &meta, opts.segment_bytes()).await?;
+                meta.size = table.decompressed_len();
+                meta.table = Some(Arc::new(table));
+            }
+            found
+                .entry((seg.locator, seg.fork))
+                .or_default()
+                .push((seg.segno, meta));
         }
         let mut forks = HashMap::new();
         for ((rel, fork), mut segments) in found {
@@ -247,4 +288,45 @@ pub(crate) fn join(prefix: &str, rest: &str) -> String {
 /// The block count as a `BlockNumber` (the shape check bounds it).
 pub(crate) fn nblocks32(meta: &ForkMeta, opts: &ObjectOptions) -> BlockNumber {
     meta.nblocks(opts) as BlockNumber
+}
+
+/// The seek table of the compressed object `key`: a ranged GET of its
+/// last 64 KiB (at the listed version), and one more if the table is
+/// longer.
+async fn read_seek_table(
+    store: &dyn ObjectStore,
+    key: &str,
+    seg: &SegmentMeta,
+    max_frame_bytes: u64,
+) -> Result<SeekTable> {
+    let mut want = seg.stored.min(64 << 10);
+    loop {
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(
+                seg.stored - want..seg.stored,
+            )),
+            if_match: seg.e_tag.clone(),
+            version: seg.version.clone(),
+            ..object_store::GetOptions::default()
+        };
+        let tail = store
+            .get_opts(&Path::from(key), options)
+            .await
+            .map_err(|err| crate::error::from_store("read seek table of", key, err))?
+            .bytes()
+            .await
+            .map_err(|err| crate::error::from_store("read seek table of", key, err))?;
+        match SeekTable::parse_tail(key, &tail, seg.stored, max_frame_bytes)? {
+            Tail::Table(table) => return Ok(table),
+            Tail::NeedBytes(n) if n > want && n <= seg.stored => want = n,
+            Tail::NeedBytes(_) | Tail::Plain => {
+                return Err(Error::CorruptObject {
+                    key: key.to_owned(),
+                    detail:
+                        "named .zst but not in the zstd seekable format (no seek table at its end)"
+                            .to_owned(),
+                })
+            }
+        }
+    }
 }

@@ -20,9 +20,11 @@
 //! while decompressing, so the seek table's optional checksums are not
 //! written; tables that have them are read.
 //!
-//! This is the format layer of compressed segment objects; the object
-//! backend does not use it yet. Why it is written on the `zstd` crate
-//! rather than `zeekstd`, and the plan: `docs/compression.md`.
+//! This is the format layer of compressed segment objects. The backend
+//! reads, rewrites, extends and truncates the `.zst` objects it finds
+//! (they stay compressed); it does not yet create compressed segments
+//! itself. Why the table is written on the `zstd` crate rather than
+//! `zeekstd`, and what is left: `docs/compression.md`.
 
 use std::ops::Range;
 
@@ -262,6 +264,15 @@ fn read_u32(bytes: &[u8], at: usize) -> u32 {
 /// `frame_bytes` decompressed bytes each (the last may be shorter), each
 /// with zstd's content checksum, then the seek table.
 pub fn compress(data: &[u8], frame_bytes: usize, level: i32) -> Result<Vec<u8>> {
+    compress_with_table(data, frame_bytes, level).map(|(object, _)| object)
+}
+
+/// [`compress`], also returning the seek table written.
+pub fn compress_with_table(
+    data: &[u8],
+    frame_bytes: usize,
+    level: i32,
+) -> Result<(Vec<u8>, SeekTable)> {
     let failed = |e: std::io::Error| Error::io("zstd compress", "segment", e);
     let mut compressor = zstd::bulk::Compressor::new(level).map_err(failed)?;
     compressor
@@ -277,8 +288,9 @@ pub fn compress(data: &[u8], frame_bytes: usize, level: i32) -> Result<Vec<u8>> 
         });
         out.extend_from_slice(&frame);
     }
-    out.extend_from_slice(&SeekTable::new(frames).to_bytes());
-    Ok(out)
+    let table = SeekTable::new(frames);
+    out.extend_from_slice(&table.to_bytes());
+    Ok((out, table))
 }
 
 /// Decompresses frame `index` of object `key` (its bytes in `frame`)

@@ -113,11 +113,14 @@ impl Inner {
         let bs = self.bs();
         for piece in self.pieces(first, bufs.len()) {
             let seg = &meta.segments[piece.segno as usize];
-            let key = self.key(rel, fork, piece.segno)?;
+            let key = seg.object_key(&self.key(rel, fork, piece.segno)?);
             let start = piece.seg_block * bs;
-            let bytes = self
-                .fetch(&key, seg, start..start + piece.count as u64 * bs)
-                .await?;
+            let range = start..start + piece.count as u64 * bs;
+            let bytes = if seg.table.is_some() {
+                bytes::Bytes::from(self.read_compressed(&key, seg, range).await?)
+            } else {
+                self.fetch(&key, seg, range).await?
+            };
             for (i, buf) in bufs[piece.first_index..piece.first_index + piece.count]
                 .iter_mut()
                 .enumerate()
@@ -142,8 +145,11 @@ impl Inner {
     ) -> Result<()> {
         let bs = self.bs() as usize;
         for piece in self.pieces(first, count) {
-            let key = self.key(rel, fork, piece.segno)?;
             let old = meta.segments.get(piece.segno as usize).cloned();
+            let base = self.key(rel, fork, piece.segno)?;
+            let key = old
+                .as_ref()
+                .map_or_else(|| base.clone(), |seg| seg.object_key(&base));
             let mut data = match &old {
                 Some(seg) => self.get_all(&key, seg).await?,
                 None => Vec::new(),
@@ -287,8 +293,9 @@ impl Smgr for ObjectSmgr {
         self.write(rel, fork, move |inner| async move {
             if let Some(meta) = inner.fork(rel, fork).await? {
                 // Highest first: a failure part-way leaves a shorter fork.
-                for segno in (0..meta.segments.len() as u32).rev() {
-                    inner.delete_segment(&inner.key(rel, fork, segno)?).await?;
+                for (segno, seg) in meta.segments.iter().enumerate().rev() {
+                    let key = seg.object_key(&inner.key(rel, fork, segno as u32)?);
+                    inner.delete_segment(&key).await?;
                 }
             }
             inner.meta.set(rel, fork, None);
@@ -413,15 +420,19 @@ impl Smgr for ObjectSmgr {
             let result = async {
                 while meta.segments.len() > keep_segno as usize + 1 {
                     let segno = meta.segments.len() as u32 - 1;
-                    inner.delete_segment(&inner.key(rel, fork, segno)?).await?;
+                    let key = inner.key(rel, fork, segno)?;
+                    let key = meta.segments[segno as usize].object_key(&key);
+                    inner.delete_segment(&key).await?;
                     meta.segments.pop();
                 }
                 let keep_bytes = u64::from(keep_blocks) * inner.bs();
                 if let Some(old) = meta.segments.get(keep_segno as usize).cloned() {
                     if old.size != keep_bytes {
-                        let key = inner.key(rel, fork, keep_segno)?;
+                        let key = old.object_key(&inner.key(rel, fork, keep_segno)?);
                         let data = if keep_bytes == 0 {
                             Vec::new()
+                        } else if old.table.is_some() {
+                            inner.read_compressed(&key, &old, 0..keep_bytes).await?
                         } else {
                             inner.get_range(&key, &old, 0..keep_bytes).await?.to_vec()
                         };
@@ -464,6 +475,11 @@ impl Smgr for ObjectSmgr {
             let Some(seg) = meta.segments.get(piece.segno as usize).cloned() else {
                 break;
             };
+            // Compressed segments are read frame by frame; prefetching
+            // them (keyed by frame range) is not done yet.
+            if seg.table.is_some() {
+                continue;
+            }
             let Ok(key) = self.inner.key(rel, fork, piece.segno) else {
                 break;
             };

@@ -1,0 +1,187 @@
+//! Segment objects stored compressed (`.zst`, zstd seekable format) are
+//! read, written, extended and truncated like plain ones, stay compressed,
+//! and damage is an error naming the key, never wrong bytes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStoreExt, PutPayload};
+use smgr_api::{BlockSize, Error, ForkNumber, PageBuf, RelFileLocator, Smgr};
+use smgr_object::seekable::compress;
+use smgr_object::{ObjectOptions, ObjectSmgr};
+
+const MAIN: ForkNumber = ForkNumber::Main;
+const BS: usize = 8192;
+
+fn options() -> ObjectOptions {
+    ObjectOptions::new(BlockSize::DEFAULT, 64)
+}
+
+/// A page that compresses like real ones (runs and repeats), distinct per
+/// block and version.
+fn page(version: u32, block: u32) -> Vec<u8> {
+    let mut page: Vec<u8> = (0..BS)
+        .map(|i| ((i / 64) as u8).wrapping_add(version as u8))
+        .collect();
+    page[..4].copy_from_slice(&block.to_le_bytes());
+    page[4..8].copy_from_slice(&version.to_le_bytes());
+    page
+}
+
+async fn get(store: &InMemory, key: &str) -> Option<Bytes> {
+    match store.get(&Path::from(key)).await {
+        Ok(result) => Some(result.bytes().await.unwrap()),
+        Err(object_store::Error::NotFound { .. }) => None,
+        Err(err) => panic!("{err}"),
+    }
+}
+
+/// A 150-block relation in three segments, then every segment object
+/// replaced by its compressed form.
+async fn compressed_relation(store: &Arc<InMemory>) -> RelFileLocator {
+    let rel = RelFileLocator::in_database(5, 16396);
+    let plain = ObjectSmgr::new(store.clone(), "c", options()).unwrap();
+    plain.create(rel, MAIN).await.unwrap();
+    let pages = (0..150).map(|b| PageBuf::copy_from(&page(1, b))).collect();
+    plain.extend(rel, MAIN, 0, pages).await.unwrap();
+    for segno in 0..3 {
+        let key = plain.segment_key(rel, MAIN, segno).unwrap();
+        let bytes = get(store, &key).await.unwrap();
+        let object = compress(&bytes, 16 * BS, 3).unwrap();
+        assert!(
+            object.len() < bytes.len() / 2,
+            "segment {segno} hardly compressed"
+        );
+        store
+            .put(&Path::from(format!("{key}.zst")), PutPayload::from(object))
+            .await
+            .unwrap();
+        store.delete(&Path::from(key)).await.unwrap();
+    }
+    rel
+}
+
+async fn read(
+    smgr: &ObjectSmgr,
+    rel: RelFileLocator,
+    first: u32,
+    n: usize,
+) -> smgr_api::Result<Vec<Vec<u8>>> {
+    let bufs = smgr
+        .readv(
+            rel,
+            MAIN,
+            first,
+            PageBuf::zeroed_blocks(BlockSize::DEFAULT, n),
+        )
+        .await?;
+    Ok(bufs.iter().map(|b| b.to_vec()).collect())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compressed_segments_read_write_extend_truncate() {
+    let store = Arc::new(InMemory::new());
+    let rel = compressed_relation(&store).await;
+    let smgr = ObjectSmgr::new(store.clone(), "c", options()).unwrap();
+    assert_eq!(smgr.nblocks(rel, MAIN).await.unwrap(), 150);
+    // Whole relation; a run inside one frame; across frames; across segments.
+    for (first, n) in [(0u32, 150usize), (3, 5), (10, 30), (60, 10), (149, 1)] {
+        let pages = read(&smgr, rel, first, n).await.unwrap();
+        for (i, p) in pages.iter().enumerate() {
+            assert!(
+                *p == page(1, first + i as u32),
+                "block {}",
+                first + i as u32
+            );
+        }
+    }
+
+    // Rewrite blocks 5..8 of segment 0; it stays compressed.
+    let new: Vec<PageBuf> = (5..8).map(|b| PageBuf::copy_from(&page(2, b))).collect();
+    smgr.writev(rel, MAIN, 5, new).await.unwrap();
+    let key0 = smgr.segment_key(rel, MAIN, 0).unwrap();
+    assert!(get(&store, &key0).await.is_none(), "a plain copy appeared");
+    let object = get(&store, &format!("{key0}.zst")).await.unwrap();
+    let whole = zstd::stream::decode_all(&object[..]).unwrap();
+    assert_eq!(whole.len(), 64 * BS);
+    for b in 0..64u32 {
+        let version = if (5..8).contains(&b) { 2 } else { 1 };
+        assert!(
+            whole[b as usize * BS..(b as usize + 1) * BS] == page(version, b)[..],
+            "block {b}"
+        );
+    }
+    let fresh = ObjectSmgr::new(store.clone(), "c", options()).unwrap();
+    assert!(read(&fresh, rel, 6, 1).await.unwrap()[0] == page(2, 6));
+
+    // Extend inside the compressed last segment (22 -> 32 blocks).
+    let more: Vec<PageBuf> = (150..160)
+        .map(|b| PageBuf::copy_from(&page(3, b)))
+        .collect();
+    smgr.extend(rel, MAIN, 150, more).await.unwrap();
+    let fresh = ObjectSmgr::new(store.clone(), "c", options()).unwrap();
+    assert_eq!(fresh.nblocks(rel, MAIN).await.unwrap(), 160);
+    assert!(read(&fresh, rel, 159, 1).await.unwrap()[0] == page(3, 159));
+
+    // Truncate to 100: segment 2 goes, segment 1 keeps 36 blocks, compressed.
+    smgr.truncate(rel, MAIN, 100).await.unwrap();
+    let key2 = smgr.segment_key(rel, MAIN, 2).unwrap();
+    assert!(get(&store, &format!("{key2}.zst")).await.is_none());
+    let fresh = ObjectSmgr::new(store.clone(), "c", options()).unwrap();
+    assert_eq!(fresh.nblocks(rel, MAIN).await.unwrap(), 100);
+    let pages = read(&fresh, rel, 60, 40).await.unwrap();
+    for (i, p) in pages.iter().enumerate() {
+        assert!(*p == page(1, 60 + i as u32), "block {}", 60 + i);
+    }
+    let key1 = smgr.segment_key(rel, MAIN, 1).unwrap();
+    let object = get(&store, &format!("{key1}.zst")).await.unwrap();
+    assert_eq!(
+        zstd::stream::decode_all(&object[..]).unwrap().len(),
+        36 * BS
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damaged_compressed_objects_are_errors_naming_the_key() {
+    let store = Arc::new(InMemory::new());
+    let rel = compressed_relation(&store).await;
+    let key0 = format!(
+        "{}.zst",
+        ObjectSmgr::new(store.clone(), "c", options())
+            .unwrap()
+            .segment_key(rel, MAIN, 0)
+            .unwrap()
+    );
+    let original = get(&store, &key0).await.unwrap();
+
+    // A byte flipped inside the first frame.
+    let mut damaged = original.to_vec();
+    damaged[200] ^= 0x20;
+    store
+        .put(&Path::from(key0.as_str()), PutPayload::from(damaged))
+        .await
+        .unwrap();
+    let smgr = ObjectSmgr::new(store.clone(), "c", options()).unwrap();
+    let err = read(&smgr, rel, 0, 4).await.unwrap_err();
+    assert!(matches!(err, Error::CorruptObject { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&key0) && err.to_string().contains("frame 0"),
+        "{err}"
+    );
+    // Blocks of other frames still read.
+    assert!(read(&smgr, rel, 20, 1).await.unwrap()[0] == page(1, 20));
+
+    // A truncated object: its seek table no longer adds up.
+    let cut = original.slice(..original.len() - 5);
+    store
+        .put(&Path::from(key0.as_str()), PutPayload::from(cut))
+        .await
+        .unwrap();
+    let smgr = ObjectSmgr::new(store.clone(), "c", options()).unwrap();
+    let err = smgr.nblocks(rel, MAIN).await.unwrap_err();
+    assert!(err.to_string().contains(&key0), "{err}");
+}
