@@ -28,10 +28,13 @@ pub const RELATION_DIRS: [&str; 3] = ["global", "base", "pg_tblspc"];
 /// directory (`/`-separated) and its size in bytes.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ListedFile {
-    /// Path relative to the data directory: `base/5/16396.1`.
+    /// Path relative to the data directory: `base/5/16396.1` (for a
+    /// compressed object, its key without `.zst`).
     pub path: String,
-    /// Size in bytes.
+    /// Logical size in bytes (decompressed, for a compressed object).
     pub size: u64,
+    /// Bytes stored (the file, or the object as stored).
+    pub stored: u64,
 }
 
 /// Whether `pg_checksums` skips an entry of a scanned directory by name
@@ -73,6 +76,8 @@ pub struct SegmentEntry {
     pub path: String,
     /// Size in bytes.
     pub size: u64,
+    /// Bytes stored.
+    pub stored: u64,
 }
 
 /// The segment files of one fork and the blocks that can be read.
@@ -136,6 +141,7 @@ impl Inventory {
                         segno: seg.segno,
                         path: file.path,
                         size: file.size,
+                        stored: file.stored,
                     }),
                 Err(err) => inventory.problems.push(Problem {
                     message: format!("unexpected file: not a relation segment ({err})"),
@@ -172,12 +178,22 @@ impl Inventory {
         self.forks.iter().map(|f| u64::from(f.readable)).sum()
     }
 
-    /// Bytes in all segment files.
+    /// Bytes in all segment files (logical: decompressed).
     pub fn bytes(&self) -> u64 {
         self.forks
             .iter()
             .flat_map(|f| &f.segments)
             .map(|s| s.size)
+            .sum()
+    }
+
+    /// Bytes stored for all segment files (smaller than [`bytes`](Self::bytes)
+    /// when objects are compressed).
+    pub fn stored_bytes(&self) -> u64 {
+        self.forks
+            .iter()
+            .flat_map(|f| &f.segments)
+            .map(|s| s.stored)
             .sum()
     }
 }
@@ -257,6 +273,7 @@ mod tests {
             .map(|(path, size)| ListedFile {
                 path: (*path).to_owned(),
                 size: *size,
+                stored: *size,
             })
             .collect();
         Inventory::build(files, &PathNaming::default(), BlockSize::DEFAULT, 4)

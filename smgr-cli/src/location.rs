@@ -8,6 +8,7 @@ use futures::TryStreamExt;
 use object_store::ObjectStore;
 use smgr_api::{BlockNumber, BlockSize, Error, PathNaming, Result, Smgr};
 use smgr_md::{MdOptions, MdSmgr};
+use smgr_object::seekable::{fetch_seek_table, COMPRESSED_SUFFIX};
 use smgr_object::{store_from_url, ObjectOptions, ObjectSmgr, StoreOptions};
 
 use crate::inventory::{scanned_path, skipped_entry, ListedFile, RELATION_DIRS};
@@ -163,12 +164,34 @@ async fn list_objects(
             },
             None => continue,
         };
-        if scanned_path(relative, naming) {
-            files.push(ListedFile {
-                path: relative.to_owned(),
-                size: meta.size,
-            });
+        // A compressed segment object: its key without `.zst` names the
+        // file, and its seek table (one ranged GET of its tail) the size.
+        let (path, compressed) = match relative.strip_suffix(COMPRESSED_SUFFIX) {
+            Some(path) => (path, true),
+            None => (relative, false),
+        };
+        if !scanned_path(path, naming) {
+            continue;
         }
+        let size = if compressed {
+            fetch_seek_table(
+                store,
+                key,
+                meta.size,
+                meta.e_tag.clone(),
+                meta.version.clone(),
+                u64::MAX,
+            )
+            .await?
+            .decompressed_len()
+        } else {
+            meta.size
+        };
+        files.push(ListedFile {
+            path: path.to_owned(),
+            size,
+            stored: meta.size,
+        });
     }
     Ok(files)
 }
@@ -217,6 +240,7 @@ fn walk_dir(root: &Path, relative: &str, files: &mut Vec<ListedFile>) -> Result<
             files.push(ListedFile {
                 path,
                 size: meta.len(),
+                stored: meta.len(),
             });
         }
     }

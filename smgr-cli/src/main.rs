@@ -115,6 +115,11 @@ enum Command {
         /// Files uploaded at the same time.
         #[arg(long, short = 'j', default_value_t = 4)]
         jobs: usize,
+        /// Store segments compressed: `zstd` or `zstd:LEVEL` (1-22; 3 by
+        /// default), as zstd seekable objects (`.zst`) that any block run
+        /// can still be read from with one ranged GET.
+        #[arg(long, value_parser = parse_compression)]
+        compress: Option<i32>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -351,6 +356,7 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
             pgdata,
             url,
             jobs,
+            compress,
             json,
             cluster,
             store,
@@ -358,6 +364,7 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
             let options = cluster.options(&store)?;
             let upload_options = UploadOptions {
                 jobs: jobs.max(1),
+                compress,
                 ..UploadOptions::default()
             };
             let progress = Arc::new(Progress::default());
@@ -375,10 +382,11 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
                     println!("error: {}: {}", failed.file, failed.message);
                 }
                 println!(
-                    "uploaded {} files ({} in parts), {:.1} MiB in {:.2} s to {url}",
+                    "uploaded {} files ({} in parts), {:.1} MiB stored as {:.1} MiB, in {:.2} s to {url}",
                     report.files,
                     report.multipart_files,
                     report.bytes as f64 / (1 << 20) as f64,
+                    report.stored_bytes as f64 / (1 << 20) as f64,
                     report.seconds
                 );
             }
@@ -398,6 +406,25 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
             Ok(0)
         }
     }
+}
+
+/// `zstd` or `zstd:LEVEL` to a zstd level.
+fn parse_compression(text: &str) -> Result<i32, String> {
+    let level = match text.split_once(':') {
+        None if text == "zstd" => 3,
+        Some(("zstd", level)) => level
+            .parse()
+            .map_err(|_| format!("zstd level {level:?} is not a number"))?,
+        _ => {
+            return Err(format!(
+                "unknown compression {text:?}: expected zstd or zstd:LEVEL"
+            ))
+        }
+    };
+    if !(1..=22).contains(&level) {
+        return Err(format!("zstd level {level} is out of range 1..=22"));
+    }
+    Ok(level)
 }
 
 fn print_json(value: &impl Serialize) {

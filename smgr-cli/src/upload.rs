@@ -35,6 +35,11 @@ pub struct UploadOptions {
     pub part_bytes: usize,
     /// Parts of one file in flight at once.
     pub parts_in_flight: usize,
+    /// Store segments compressed at this zstd level (key suffix `.zst`,
+    /// zstd seekable format), in frames of `frame_blocks` blocks.
+    pub compress: Option<i32>,
+    /// Blocks per compressed frame.
+    pub frame_blocks: usize,
 }
 
 impl Default for UploadOptions {
@@ -44,6 +49,8 @@ impl Default for UploadOptions {
             multipart_above: 32 << 20,
             part_bytes: 8 << 20,
             parts_in_flight: 4,
+            compress: None,
+            frame_blocks: 16,
         }
     }
 }
@@ -55,8 +62,10 @@ pub struct UploadReport {
     pub files: u64,
     /// Of those, uploaded in parts.
     pub multipart_files: u64,
-    /// Bytes uploaded.
+    /// Bytes of the files uploaded.
     pub bytes: u64,
+    /// Bytes stored (less than `bytes` when compressed).
+    pub stored_bytes: u64,
     /// Files skipped by name, as `pg_checksums` skips them.
     pub skipped_files: u64,
     /// Files not uploaded because they are not relation segments.
@@ -109,19 +118,33 @@ pub async fn upload(
     let results = futures::stream::iter(files)
         .map(|(path, size)| {
             let store = store.clone();
-            let key = if prefix.is_empty() {
-                path.clone()
+            let suffix = if upload.compress.is_some() {
+                smgr_object::seekable::COMPRESSED_SUFFIX
             } else {
-                format!("{prefix}/{path}")
+                ""
             };
+            let key = if prefix.is_empty() {
+                format!("{path}{suffix}")
+            } else {
+                format!("{prefix}/{path}{suffix}")
+            };
+            let frame_bytes = upload.frame_blocks.max(1) * options.block_size.bytes();
             let source = pgdata.join(&path);
             let progress = progress.clone();
             async move {
                 let multipart = size > upload.multipart_above;
                 let outcome = if multipart {
-                    put_in_parts(store, &key, source, upload, &progress).await
+                    put_in_parts(store, &key, source, upload, frame_bytes, &progress).await
                 } else {
-                    put_whole(store.as_ref(), &key, source, &progress).await
+                    put_whole(
+                        store.as_ref(),
+                        &key,
+                        source,
+                        upload.compress,
+                        frame_bytes,
+                        &progress,
+                    )
+                    .await
                 };
                 (path, multipart, outcome)
             }
@@ -131,9 +154,10 @@ pub async fn upload(
         .await;
     for (path, multipart, outcome) in results {
         match outcome {
-            Ok(bytes) => {
+            Ok((bytes, stored)) => {
                 report.files += 1;
                 report.bytes += bytes;
+                report.stored_bytes += stored;
                 report.multipart_files += u64::from(multipart);
             }
             Err(err) => report.failed.push(Problem {
@@ -161,30 +185,49 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| Error::io("read", what, e))
 }
 
+/// Uploads a file in one PUT; returns (file bytes, stored bytes).
 async fn put_whole(
     store: &dyn ObjectStore,
     key: &str,
     source: PathBuf,
+    compress: Option<i32>,
+    frame_bytes: usize,
     progress: &Progress,
-) -> Result<u64, Error> {
+) -> Result<(u64, u64), Error> {
     let name = source.display().to_string();
     let bytes = blocking(&name, move || std::fs::read(source)).await?;
     let len = bytes.len() as u64;
+    let body = match compress {
+        Some(level) => smgr_object::seekable::compress(&bytes, frame_bytes, level)?,
+        None => bytes,
+    };
+    let stored = body.len() as u64;
     store
-        .put(&ObjectPath::from(key), PutPayload::from(bytes))
+        .put(&ObjectPath::from(key), PutPayload::from(body))
         .await
         .map_err(|e| store_error("upload", key, e))?;
     progress.done.fetch_add(len, Ordering::Relaxed);
-    Ok(len)
+    Ok((len, stored))
 }
 
+/// Uploads a file as a multipart upload, compressing frame by frame if
+/// asked; returns (file bytes, stored bytes).
 async fn put_in_parts(
     store: Arc<dyn ObjectStore>,
     key: &str,
     source: PathBuf,
     options: UploadOptions,
+    frame_bytes: usize,
     progress: &Progress,
-) -> Result<u64, Error> {
+) -> Result<(u64, u64), Error> {
+    let mut compressor = match options.compress {
+        Some(level) => Some(smgr_object::seekable::FrameCompressor::new(
+            frame_bytes,
+            level,
+        )?),
+        None => None,
+    };
+    let mut stored = 0u64;
     let name = source.display().to_string();
     let mut file = Some(blocking(&name, move || std::fs::File::open(source)).await?);
     let upload = store
@@ -195,7 +238,9 @@ async fn put_in_parts(
     let mut total = 0u64;
     loop {
         let Some(mut f) = file.take() else { break };
-        let part = options.part_bytes;
+        // Whole frames per part, so that only the file's end makes a
+        // short frame.
+        let part = options.part_bytes.div_ceil(frame_bytes) * frame_bytes;
         let read = blocking(&name, move || {
             let mut buf = vec![0u8; part];
             let mut filled = 0;
@@ -225,14 +270,34 @@ async fn put_in_parts(
             let _ = writer.abort().await;
             return Err(store_error("upload part of", key, err));
         }
-        writer.write(&buf);
+        match compressor.as_mut() {
+            Some(compressor) => match compressor.push(&buf) {
+                Ok(frames) => {
+                    stored += frames.len() as u64;
+                    writer.write(&frames);
+                }
+                Err(err) => {
+                    let _ = writer.abort().await;
+                    return Err(err);
+                }
+            },
+            None => {
+                stored += buf.len() as u64;
+                writer.write(&buf);
+            }
+        }
         total += buf.len() as u64;
         progress.done.fetch_add(buf.len() as u64, Ordering::Relaxed);
         file = Some(f);
+    }
+    if let Some(compressor) = compressor {
+        let (table, _) = compressor.finish();
+        stored += table.len() as u64;
+        writer.write(&table);
     }
     writer
         .finish()
         .await
         .map_err(|e| store_error("finish multipart upload", key, e))?;
-    Ok(total)
+    Ok((total, stored))
 }

@@ -124,6 +124,8 @@ pub struct VerifyReport {
     pub new_pages: u64,
     /// Bytes in the segment files (logical bytes).
     pub bytes: u64,
+    /// Bytes stored for them (less than `bytes` for compressed objects).
+    pub stored_bytes: u64,
     /// Files skipped by name, as `pg_checksums` skips them.
     pub skipped_files: u64,
     /// Pages that failed, by file and block.
@@ -176,6 +178,15 @@ impl VerifyReport {
         let _ = writeln!(out, "New pages:       {}", self.new_pages);
         let _ = writeln!(out, "Bad checksums:   {}", self.bad_blocks.len());
         let _ = writeln!(out, "Problems:        {}", self.problems.len());
+        if self.stored_bytes != self.bytes {
+            let _ = writeln!(
+                out,
+                "Stored:          {:.1} MiB for {:.1} MiB of pages ({:.1}% compressed size)",
+                self.stored_bytes as f64 / (1 << 20) as f64,
+                self.bytes as f64 / (1 << 20) as f64,
+                100.0 * self.stored_bytes as f64 / self.bytes.max(1) as f64
+            );
+        }
         let _ = writeln!(
             out,
             "Read:            {mib:.1} MiB in {:.3} s ({:.0} MiB/s), {} reads of {:.1} blocks on average",
@@ -255,6 +266,7 @@ pub async fn verify(
         files: inventory.files() as u64,
         forks: inventory.forks.len() as u64,
         bytes: inventory.bytes(),
+        stored_bytes: inventory.stored_bytes(),
         skipped_files: inventory.skipped,
         problems: inventory.problems.clone(),
         ..VerifyReport::default()

@@ -32,6 +32,7 @@ async fn large_files_go_up_in_parts_and_arrive_whole() {
         multipart_above: 64 << 10,
         part_bytes: 32 << 10,
         parts_in_flight: 3,
+        ..UploadOptions::default()
     };
     let progress = Arc::new(smgr_cli::verify::Progress::default());
     let report = upload(&data, &url, &options, upload_options, progress.clone())

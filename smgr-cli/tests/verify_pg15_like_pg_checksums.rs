@@ -53,12 +53,13 @@ fn smgr_verify(location: &str, s3: bool) -> (Run, serde_json::Value) {
     verify_json(&mut command)
 }
 
-/// Uploads `data` to a fresh prefix on the S3 server; `None` without one.
-/// Returns the URL and how many files went up in parts.
-fn upload(data: &Path, test: &str) -> Option<(String, u64)> {
+/// Uploads `data` to a fresh prefix on the S3 server (with `extra`
+/// arguments); `None` without one. Returns the URL and how many files went
+/// up in parts.
+fn upload(data: &Path, test: &str, extra: &[&str]) -> Option<(String, u64)> {
     let url = s3_url(test);
     let mut command = smgr();
-    command.arg("upload").arg(data).arg(&url);
+    command.arg("upload").arg(data).arg(&url).args(extra);
     if !with_s3(&mut command) {
         return None;
     }
@@ -93,7 +94,7 @@ fn the_clean_cluster_verifies_like_pg_checksums_locally_and_on_s3() {
     assert_eq!(report["blocks"], blocks, "blocks vs pg_checksums");
     assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
 
-    let Some((url, in_parts)) = upload(&cluster.data, "pg15-clean") else {
+    let Some((url, in_parts)) = upload(&cluster.data, "pg15-clean", &[]) else {
         return;
     };
     // The 1 GiB segment of pgbench_accounts (and its index) went up in parts.
@@ -186,7 +187,7 @@ fn flipped_bytes_get_the_same_verdict_as_pg_checksums_locally_and_on_s3() {
     assert_eq!(report["files"], files);
     assert_eq!(report["blocks"], blocks);
 
-    let Some((url, _)) = upload(&data, "pg15-corrupt") else {
+    let Some((url, _)) = upload(&data, "pg15-corrupt", &[]) else {
         return;
     };
     let (s3_run, report) = smgr_verify(&url, true);
@@ -197,4 +198,19 @@ fn flipped_bytes_get_the_same_verdict_as_pg_checksums_locally_and_on_s3() {
     );
     assert_eq!(s3_run.code, 1, "{s3_run:?}");
     assert_eq!(report["blocks"], blocks);
+
+    // Uploaded compressed: the same findings, in fewer bytes.
+    let (url, _) = upload(&data, "pg15-corrupt-zstd", &["--compress", "zstd:3"]).unwrap();
+    let (zstd_run, report) = smgr_verify(&url, true);
+    let compressed: BTreeSet<_> = bad_blocks(&report).into_iter().collect();
+    assert_eq!(
+        compressed, theirs,
+        "bad blocks of the compressed upload ({zstd_run:?})"
+    );
+    assert_eq!(zstd_run.code, 1, "{zstd_run:?}");
+    assert_eq!(report["blocks"], blocks);
+    assert!(
+        report["stored_bytes"].as_u64().unwrap() < report["bytes"].as_u64().unwrap(),
+        "{report}"
+    );
 }

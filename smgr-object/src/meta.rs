@@ -15,7 +15,7 @@ use object_store::ObjectStore;
 use smgr_api::{BlockNumber, Error, ForkNumber, RelFileLocator, Result, MAX_BLOCK_NUMBER};
 
 use crate::options::ObjectOptions;
-use crate::seekable::{SeekTable, Tail};
+use crate::seekable::{SeekTable, COMPRESSED_SUFFIX};
 
 /// One segment object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,10 +53,6 @@ impl SegmentMeta {
         }
     }
 }
-
-/// Key suffix of compressed segment objects: visible in a LIST, so no
-/// request per object is needed to tell them apart (docs/compression.md).
-pub const COMPRESSED_SUFFIX: &str = ".zst";
 
 /// A fork's segment objects, segment 0 first.
 #[derive(Clone, Debug, Default)]
@@ -178,8 +174,15 @@ impl MetaCache {
             };
             let mut meta = SegmentMeta::plain(object.size, object.e_tag, object.version);
             if compressed {
-                let table =
-                    read_seek_table(store.as_ref(), key, &meta, opts.segment_bytes()).await?;
+                let table = crate::seekable::fetch_seek_table(
+                    store.as_ref(),
+                    key,
+                    meta.stored,
+                    meta.e_tag.clone(),
+                    meta.version.clone(),
+                    opts.segment_bytes(),
+                )
+                .await?;
                 meta.size = table.decompressed_len();
                 meta.table = Some(Arc::new(table));
             }
@@ -288,45 +291,4 @@ pub(crate) fn join(prefix: &str, rest: &str) -> String {
 /// The block count as a `BlockNumber` (the shape check bounds it).
 pub(crate) fn nblocks32(meta: &ForkMeta, opts: &ObjectOptions) -> BlockNumber {
     meta.nblocks(opts) as BlockNumber
-}
-
-/// The seek table of the compressed object `key`: a ranged GET of its
-/// last 64 KiB (at the listed version), and one more if the table is
-/// longer.
-async fn read_seek_table(
-    store: &dyn ObjectStore,
-    key: &str,
-    seg: &SegmentMeta,
-    max_frame_bytes: u64,
-) -> Result<SeekTable> {
-    let mut want = seg.stored.min(64 << 10);
-    loop {
-        let options = object_store::GetOptions {
-            range: Some(object_store::GetRange::Bounded(
-                seg.stored - want..seg.stored,
-            )),
-            if_match: seg.e_tag.clone(),
-            version: seg.version.clone(),
-            ..object_store::GetOptions::default()
-        };
-        let tail = store
-            .get_opts(&Path::from(key), options)
-            .await
-            .map_err(|err| crate::error::from_store("read seek table of", key, err))?
-            .bytes()
-            .await
-            .map_err(|err| crate::error::from_store("read seek table of", key, err))?;
-        match SeekTable::parse_tail(key, &tail, seg.stored, max_frame_bytes)? {
-            Tail::Table(table) => return Ok(table),
-            Tail::NeedBytes(n) if n > want && n <= seg.stored => want = n,
-            Tail::NeedBytes(_) | Tail::Plain => {
-                return Err(Error::CorruptObject {
-                    key: key.to_owned(),
-                    detail:
-                        "named .zst but not in the zstd seekable format (no seek table at its end)"
-                            .to_owned(),
-                })
-            }
-        }
-    }
 }

@@ -30,6 +30,10 @@ use std::ops::Range;
 
 use smgr_api::{Error, Result};
 
+/// Key suffix of compressed segment objects: visible in a LIST, so no
+/// request per object is needed to tell them apart (docs/compression.md).
+pub const COMPRESSED_SUFFIX: &str = ".zst";
+
 /// Magic number of a zstd skippable frame (the variant the format uses).
 pub const SKIPPABLE_MAGIC: u32 = 0x184D_2A5E;
 /// Magic number ending a seek table.
@@ -273,24 +277,103 @@ pub fn compress_with_table(
     frame_bytes: usize,
     level: i32,
 ) -> Result<(Vec<u8>, SeekTable)> {
-    let failed = |e: std::io::Error| Error::io("zstd compress", "segment", e);
-    let mut compressor = zstd::bulk::Compressor::new(level).map_err(failed)?;
-    compressor
-        .set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
-        .map_err(failed)?;
-    let mut out = Vec::with_capacity(data.len() / 2);
-    let mut frames = Vec::new();
-    for chunk in data.chunks(frame_bytes.max(1)) {
-        let frame = compressor.compress(chunk).map_err(failed)?;
-        frames.push(FrameEntry {
-            compressed: frame.len() as u32,
-            decompressed: chunk.len() as u32,
-        });
-        out.extend_from_slice(&frame);
-    }
-    let table = SeekTable::new(frames);
-    out.extend_from_slice(&table.to_bytes());
+    let mut compressor = FrameCompressor::new(frame_bytes, level)?;
+    let mut out = compressor.push(data)?;
+    let (tail, table) = compressor.finish();
+    out.extend_from_slice(&tail);
     Ok((out, table))
+}
+
+/// Compresses a segment piece by piece (for uploads that stream a file):
+/// `push` whole frames' worth of bytes (any multiple of `frame_bytes`, and
+/// anything at the very end), then `finish` for the seek table.
+pub struct FrameCompressor {
+    compressor: zstd::bulk::Compressor<'static>,
+    frame_bytes: usize,
+    frames: Vec<FrameEntry>,
+}
+
+impl FrameCompressor {
+    /// Frames of `frame_bytes` bytes at zstd `level`, each with a content
+    /// checksum.
+    pub fn new(frame_bytes: usize, level: i32) -> Result<Self> {
+        let failed = |e: std::io::Error| Error::io("start zstd", "compressor", e);
+        let mut compressor = zstd::bulk::Compressor::new(level).map_err(failed)?;
+        compressor
+            .set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
+            .map_err(failed)?;
+        Ok(FrameCompressor {
+            compressor,
+            frame_bytes: frame_bytes.max(1),
+            frames: Vec::new(),
+        })
+    }
+
+    /// The compressed frames of `data`.
+    pub fn push(&mut self, data: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(data.len() / 2);
+        for chunk in data.chunks(self.frame_bytes) {
+            let frame = self
+                .compressor
+                .compress(chunk)
+                .map_err(|e| Error::io("zstd compress", "segment", e))?;
+            self.frames.push(FrameEntry {
+                compressed: frame.len() as u32,
+                decompressed: chunk.len() as u32,
+            });
+            out.extend_from_slice(&frame);
+        }
+        Ok(out)
+    }
+
+    /// The seek table to append, and the table itself.
+    pub fn finish(self) -> (Vec<u8>, SeekTable) {
+        let table = SeekTable::new(self.frames);
+        (table.to_bytes(), table)
+    }
+}
+
+/// Reads the seek table of the compressed object `key` (`object_len`
+/// bytes) from its tail: one ranged GET of the last 64 KiB, one more if
+/// the table is longer; pinned to `if_match` when given.
+pub async fn fetch_seek_table(
+    store: &dyn object_store::ObjectStore,
+    key: &str,
+    object_len: u64,
+    if_match: Option<String>,
+    version: Option<String>,
+    max_frame_bytes: u64,
+) -> Result<SeekTable> {
+    let mut want = object_len.min(64 << 10);
+    loop {
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(
+                object_len - want..object_len,
+            )),
+            if_match: if_match.clone(),
+            version: version.clone(),
+            ..object_store::GetOptions::default()
+        };
+        let tail = store
+            .get_opts(&object_store::path::Path::from(key), options)
+            .await
+            .map_err(|err| crate::error::from_store("read seek table of", key, err))?
+            .bytes()
+            .await
+            .map_err(|err| crate::error::from_store("read seek table of", key, err))?;
+        match SeekTable::parse_tail(key, &tail, object_len, max_frame_bytes)? {
+            Tail::Table(table) => return Ok(table),
+            Tail::NeedBytes(n) if n > want && n <= object_len => want = n,
+            Tail::NeedBytes(_) | Tail::Plain => {
+                return Err(Error::CorruptObject {
+                    key: key.to_owned(),
+                    detail:
+                        "named .zst but not in the zstd seekable format (no seek table at its end)"
+                            .to_owned(),
+                })
+            }
+        }
+    }
 }
 
 /// Decompresses frame `index` of object `key` (its bytes in `frame`)
