@@ -30,3 +30,16 @@ async fn kit_passes_against_a_real_s3_server() {
     );
     run_all(&Kit::new(Arc::new(smgr), 4)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kit_passes_against_a_real_s3_server_with_compressed_segments() {
+    let Some(store) = s3_server() else { return };
+    let options = ObjectOptions::new(BlockSize::new(1024).unwrap(), 6).compression(
+        smgr_object::Compression::Zstd {
+            level: 3,
+            frame_blocks: 2,
+        },
+    );
+    let smgr = ObjectSmgr::from_url(&s3_url("kit-zstd"), &store, options).unwrap();
+    run_all(&Kit::new(Arc::new(smgr), 6)).await;
+}

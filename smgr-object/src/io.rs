@@ -204,22 +204,43 @@ impl Inner {
         data: Vec<u8>,
     ) -> Result<SegmentMeta> {
         // A compressed segment stays compressed, in frames of the size it
-        // had. (Recompressing only the frames a write touches is next.)
-        if let Some(table) = old.and_then(|o| o.table.as_ref()) {
-            let frame_bytes = table
-                .frames()
-                .first()
-                .map_or(16 * self.opts.block_size.bytes(), |f| {
-                    f.decompressed as usize
-                });
+        // had; a new one is compressed if the options say so.
+        // (Recompressing only the frames a write touches is next.)
+        let bs = self.opts.block_size.bytes();
+        let (level, default_frame) = match self.opts.compression {
+            crate::Compression::Zstd {
+                level,
+                frame_blocks,
+            } => (level, frame_blocks as usize * bs),
+            crate::Compression::None => (3, 16 * bs),
+        };
+        let compressed_old = old.and_then(|o| o.table.as_ref());
+        if compressed_old.is_some() || (old.is_none() && self.new_segments_compressed()) {
+            let frame_bytes = compressed_old
+                .and_then(|t| t.frames().first())
+                .map_or(default_frame, |f| f.decompressed as usize);
             let logical = data.len() as u64;
-            let (object, table) = crate::seekable::compress_with_table(&data, frame_bytes, 3)?;
+            let (object, table) = crate::seekable::compress_with_table(&data, frame_bytes, level)?;
             let mut meta = self.put_object(key, old, object).await?;
             meta.size = logical;
             meta.table = Some(std::sync::Arc::new(table));
             return Ok(meta);
         }
         self.put_object(key, old, data).await
+    }
+
+    /// Whether segments created now are stored compressed.
+    pub fn new_segments_compressed(&self) -> bool {
+        matches!(self.opts.compression, crate::Compression::Zstd { .. })
+    }
+
+    /// The key a segment created now gets (`.zst` when compressed).
+    pub fn new_segment_key(&self, base: String) -> String {
+        if self.new_segments_compressed() {
+            format!("{base}{}", crate::seekable::COMPRESSED_SUFFIX)
+        } else {
+            base
+        }
     }
 
     /// Writes the bytes of an object, conditionally as `put_segment` says.

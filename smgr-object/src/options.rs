@@ -16,6 +16,10 @@ pub struct ObjectOptions {
     pub naming: PathNaming,
     /// Bytes the prefetch cache may hold (default 256 MiB).
     pub prefetch_cache_bytes: u64,
+    /// How new segment objects are stored. Existing objects keep their
+    /// kind: a compressed one (`.zst`) stays compressed, a plain one plain,
+    /// so a bucket may hold both and reading never needs to be told.
+    pub compression: Compression,
     /// Use conditional puts (`If-Match` / `If-None-Match`) so that a
     /// concurrent writer is detected. Turn off only for stores that do not
     /// support them (a local directory); writes then overwrite blindly.
@@ -29,6 +33,7 @@ impl Default for ObjectOptions {
             segment_blocks: DEFAULT_SEGMENT_BLOCKS,
             naming: PathNaming::default(),
             prefetch_cache_bytes: 256 << 20,
+            compression: Compression::None,
             conditional_writes: true,
         }
     }
@@ -50,6 +55,12 @@ impl ObjectOptions {
         self
     }
 
+    /// The same storing new segments with `compression`.
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
     /// The same with another prefetch cache size.
     pub fn prefetch_cache_bytes(mut self, bytes: u64) -> Self {
         self.prefetch_cache_bytes = bytes;
@@ -64,10 +75,49 @@ impl ObjectOptions {
                 reason: "must be at least 1",
             });
         }
+        if let Compression::Zstd {
+            level,
+            frame_blocks,
+        } = self.compression
+        {
+            if !(1..=22).contains(&level) {
+                return Err(Error::InvalidSetting {
+                    name: "compression level",
+                    value: level.unsigned_abs().into(),
+                    reason: "zstd levels run from 1 to 22",
+                });
+            }
+            if frame_blocks == 0
+                || u64::from(frame_blocks) * u64::from(self.block_size.get()) > 1 << 30
+            {
+                return Err(Error::InvalidSetting {
+                    name: "frame_blocks",
+                    value: frame_blocks.into(),
+                    reason: "a frame holds at least one block and at most 1 GiB",
+                });
+            }
+        }
         Ok(())
     }
 
     pub(crate) fn segment_bytes(&self) -> u64 {
         u64::from(self.segment_blocks) * u64::from(self.block_size.get())
     }
+}
+
+/// How new segment objects are stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Compression {
+    /// Plain: the segment's bytes as they are (what PostgreSQL writes).
+    #[default]
+    None,
+    /// The zstd seekable format (key suffix `.zst`): independent frames of
+    /// `frame_blocks` blocks compressed at `level`, then a seek table, so a
+    /// block run is still one ranged GET.
+    Zstd {
+        /// zstd level, 1 to 22 (3 is zstd's default).
+        level: i32,
+        /// Blocks per frame (16: 128 KiB of 8 KiB pages).
+        frame_blocks: u32,
+    },
 }

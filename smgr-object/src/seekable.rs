@@ -20,11 +20,11 @@
 //! while decompressing, so the seek table's optional checksums are not
 //! written; tables that have them are read.
 //!
-//! This is the format layer of compressed segment objects. The backend
-//! reads, rewrites, extends and truncates the `.zst` objects it finds
-//! (they stay compressed); it does not yet create compressed segments
-//! itself. Why the table is written on the `zstd` crate rather than
-//! `zeekstd`, and what is left: `docs/compression.md`.
+//! This is the format layer of compressed segment objects: the backend
+//! creates them when `ObjectOptions::compression` says so and reads,
+//! rewrites, extends and truncates every `.zst` object it finds. Why the
+//! table is written on the `zstd` crate rather than `zeekstd`, and what is
+//! left: `docs/compression.md`.
 
 use std::ops::Range;
 

@@ -147,9 +147,10 @@ impl Inner {
         for piece in self.pieces(first, count) {
             let old = meta.segments.get(piece.segno as usize).cloned();
             let base = self.key(rel, fork, piece.segno)?;
-            let key = old
-                .as_ref()
-                .map_or_else(|| base.clone(), |seg| seg.object_key(&base));
+            let key = match &old {
+                Some(seg) => seg.object_key(&base),
+                None => self.new_segment_key(base),
+            };
             let mut data = match &old {
                 Some(seg) => self.get_all(&key, seg).await?,
                 None => Vec::new(),
@@ -268,7 +269,7 @@ impl Smgr for ObjectSmgr {
             if inner.fork(rel, fork).await?.is_some() {
                 return Err(Error::AlreadyExists { path });
             }
-            let key = inner.key(rel, fork, 0)?;
+            let key = inner.new_segment_key(inner.key(rel, fork, 0)?);
             let seg = inner
                 .put_segment(&key, None, Vec::new())
                 .await
