@@ -129,7 +129,15 @@ impl MetaCache {
                 return Ok(None);
             }
         }
-        self.list_dir(store, opts, prefix, &dir).await?;
+        // A compressed object replaced between the LIST and the GET of its
+        // seek table makes that GET fail its If-Match: list again.
+        let mut attempts = 0;
+        loop {
+            match self.list_dir(store, opts, prefix, &dir).await {
+                Err(Error::Conflict { .. }) if attempts < 8 => attempts += 1,
+                other => break other?,
+            }
+        }
         match self.state().forks.get(&(rel, fork)) {
             Some(entry) => entry.clone().map(Some).map_err(|corrupt| corrupt.error()),
             None => Ok(None),
