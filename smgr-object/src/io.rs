@@ -177,7 +177,9 @@ impl Inner {
                 ),
             });
         }
-        let bytes = self.get_range(key, seg, stored.clone()).await?;
+        // Through the prefetch cache: a prefetch of these blocks fetched
+        // exactly these frames.
+        let bytes = self.fetch(key, seg, stored.clone()).await?;
         let mut out = vec![0u8; (logical.end - logical.start) as usize];
         for i in frames {
             let c = table.compressed_range(i..i + 1);

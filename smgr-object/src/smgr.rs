@@ -476,17 +476,18 @@ impl Smgr for ObjectSmgr {
             let Some(seg) = meta.segments.get(piece.segno as usize).cloned() else {
                 break;
             };
-            // Compressed segments are read frame by frame; prefetching
-            // them (keyed by frame range) is not done yet.
-            if seg.table.is_some() {
-                continue;
-            }
-            let Ok(key) = self.inner.key(rel, fork, piece.segno) else {
+            let Ok(base) = self.inner.key(rel, fork, piece.segno) else {
                 break;
             };
+            let key = seg.object_key(&base);
             let inner = self.inner.clone();
             let start = piece.seg_block * bs;
-            let range = start..start + piece.count as u64 * bs;
+            let mut range = start..start + piece.count as u64 * bs;
+            // A compressed segment is fetched by whole frames: the same
+            // stored range the read of these blocks will ask for.
+            if let Some(table) = &seg.table {
+                range = table.compressed_range(table.frames_for(range));
+            }
             let cache_key = crate::io::RangeKey {
                 key: key.clone(),
                 e_tag: seg.e_tag.clone(),

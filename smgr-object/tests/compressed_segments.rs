@@ -185,3 +185,32 @@ async fn damaged_compressed_objects_are_errors_naming_the_key() {
     let err = smgr.nblocks(rel, MAIN).await.unwrap_err();
     assert!(err.to_string().contains(&key0), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefetch_then_read_of_compressed_frames_costs_one_get() {
+    let store = Arc::new(InMemory::new());
+    let rel = compressed_relation(&store).await;
+    let faulty = Arc::new(smgr_object::testing::FaultyStore::new(store.clone()));
+    let smgr = ObjectSmgr::new(faulty.clone(), "c", options()).unwrap();
+    assert_eq!(smgr.nblocks(rel, MAIN).await.unwrap(), 150);
+    for (first, n) in [(20u32, 1u32), (40, 3), (70, 20)] {
+        let before = faulty.counts().gets;
+        assert!(smgr.prefetch(rel, MAIN, first, n).await);
+        let pages = read(&smgr, rel, first, n as usize).await.unwrap();
+        for (i, p) in pages.iter().enumerate() {
+            assert!(
+                *p == page(1, first + i as u32),
+                "block {}",
+                first + i as u32
+            );
+        }
+        // Let a late prefetch task finish, then count.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(
+            faulty.counts().gets - before,
+            1,
+            "blocks {first}..{}",
+            first + n
+        );
+    }
+}
