@@ -1,7 +1,8 @@
 //! The buffer pool's state machine under shuttle's schedulers: the real
 //! pool (its frame headers, content locks, page table and atomics are
 //! shuttle's when built with `--cfg shuttle`, see `src/sync.rs`) over an
-//! in-memory backend that yields in the middle of every I/O.
+//! in-memory backend behind `FaultySmgr`, which yields in the middle of
+//! every I/O.
 //!
 //! Scenarios: two readers missing one block (one read, both right); a
 //! reader dirtying a page while another evicts it (the change reaches
@@ -18,124 +19,19 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 
-use async_trait::async_trait;
 use bufmgr::{BufferPool, PoolConfig, ReadBufferMode};
 use shuttle::future::{block_on, spawn, yield_now};
-use smgr_api::testkit::{pattern_page, MemSmgr};
+use smgr_api::testkit::{pattern_page, FaultySmgr, MemSmgr};
 use smgr_api::{
-    BlockNumber, BlockSize, Error, ForkNumber, PageBuf, PageFormat, PageVerifier, RelFileLocator,
-    Result, Smgr,
+    BlockNumber, BlockSize, ForkNumber, PageBuf, PageFormat, PageVerifier, RelFileLocator, Smgr,
 };
 
 const MAIN: ForkNumber = ForkNumber::Main;
 const BS: usize = 1024;
 const BLOCKS: BlockNumber = 8;
-
-/// An in-memory backend whose reads and writes yield to the scheduler
-/// before and after the data moves, count themselves, and can fail.
-#[derive(Debug)]
-struct Yielding {
-    inner: MemSmgr,
-    reads: AtomicUsize,
-    fail_reads: AtomicUsize,
-}
-
-#[async_trait]
-impl Smgr for Yielding {
-    fn block_size(&self) -> BlockSize {
-        self.inner.block_size()
-    }
-    async fn exists(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<bool> {
-        self.inner.exists(rel, fork).await
-    }
-    async fn create(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
-        self.inner.create(rel, fork).await
-    }
-    async fn unlink(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
-        self.inner.unlink(rel, fork).await
-    }
-    async fn nblocks(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<BlockNumber> {
-        self.inner.nblocks(rel, fork).await
-    }
-    async fn readv(
-        &self,
-        rel: RelFileLocator,
-        fork: ForkNumber,
-        blocknum: BlockNumber,
-        bufs: Vec<PageBuf>,
-    ) -> Result<Vec<PageBuf>> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        yield_now().await;
-        let fail = self
-            .fail_reads
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
-            .is_ok();
-        if fail {
-            return Err(Error::io(
-                "read",
-                format!("{rel} (injected)"),
-                std::io::Error::from_raw_os_error(5),
-            ));
-        }
-        let bufs = self.inner.readv(rel, fork, blocknum, bufs).await;
-        yield_now().await;
-        bufs
-    }
-    async fn writev(
-        &self,
-        rel: RelFileLocator,
-        fork: ForkNumber,
-        blocknum: BlockNumber,
-        bufs: Vec<PageBuf>,
-    ) -> Result<Vec<PageBuf>> {
-        yield_now().await;
-        let bufs = self.inner.writev(rel, fork, blocknum, bufs).await;
-        yield_now().await;
-        bufs
-    }
-    async fn extend(
-        &self,
-        rel: RelFileLocator,
-        fork: ForkNumber,
-        blocknum: BlockNumber,
-        bufs: Vec<PageBuf>,
-    ) -> Result<Vec<PageBuf>> {
-        self.inner.extend(rel, fork, blocknum, bufs).await
-    }
-    async fn zero_extend(
-        &self,
-        rel: RelFileLocator,
-        fork: ForkNumber,
-        blocknum: BlockNumber,
-        nblocks: BlockNumber,
-    ) -> Result<()> {
-        self.inner.zero_extend(rel, fork, blocknum, nblocks).await
-    }
-    async fn truncate(
-        &self,
-        rel: RelFileLocator,
-        fork: ForkNumber,
-        nblocks: BlockNumber,
-    ) -> Result<()> {
-        self.inner.truncate(rel, fork, nblocks).await
-    }
-    async fn prefetch(
-        &self,
-        rel: RelFileLocator,
-        fork: ForkNumber,
-        blocknum: BlockNumber,
-        nblocks: BlockNumber,
-    ) -> bool {
-        self.inner.prefetch(rel, fork, blocknum, nblocks).await
-    }
-    async fn immedsync(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
-        self.inner.immedsync(rel, fork).await
-    }
-}
 
 fn rel() -> RelFileLocator {
     RelFileLocator::in_database(5, 1)
@@ -148,18 +44,18 @@ fn page(version: u32, block: BlockNumber) -> Vec<u8> {
     page
 }
 
-async fn setup(frames: usize) -> (BufferPool, Arc<Yielding>) {
+/// An in-memory relation behind `FaultySmgr`, which logs reads, can fail
+/// them, and yields to the scheduler in the middle of every read and write.
+async fn setup(frames: usize) -> (BufferPool, Arc<FaultySmgr>) {
     let bs = BlockSize::new(BS as u32).unwrap();
-    let smgr = Arc::new(Yielding {
-        inner: MemSmgr::new(bs),
-        reads: AtomicUsize::new(0),
-        fail_reads: AtomicUsize::new(0),
-    });
-    smgr.create(rel(), MAIN).await.unwrap();
+    let mem = Arc::new(MemSmgr::new(bs));
+    mem.create(rel(), MAIN).await.unwrap();
     let pages = (0..BLOCKS)
         .map(|b| PageBuf::copy_from(&page(1, b)))
         .collect();
-    smgr.extend(rel(), MAIN, 0, pages).await.unwrap();
+    mem.extend(rel(), MAIN, 0, pages).await.unwrap();
+    let smgr = Arc::new(FaultySmgr::new(mem));
+    smgr.yield_in_io(true);
     let pool = BufferPool::new(
         smgr.clone(),
         PoolConfig::new(frames, PageFormat::Native).prefault(false),
@@ -195,7 +91,7 @@ fn two_readers_miss_one_block() {
         let b = spawn(read(pool.clone(), 3));
         assert_eq!(a.await.unwrap().unwrap(), page(1, 3));
         assert_eq!(b.await.unwrap().unwrap(), page(1, 3));
-        assert_eq!(smgr.reads.load(Ordering::SeqCst), 1, "one miss, one read");
+        assert_eq!(smgr.reads().len(), 1, "one miss, one read");
         assert_quiet(&pool).await;
     });
 }
@@ -229,7 +125,6 @@ fn a_dirty_page_survives_its_eviction() {
         pool.flush_all().await.unwrap();
         assert_quiet(&pool).await;
         let stored = smgr
-            .inner
             .readv(rel(), MAIN, 0, PageBuf::zeroed_blocks(smgr.block_size(), 1))
             .await
             .unwrap();
@@ -240,7 +135,7 @@ fn a_dirty_page_survives_its_eviction() {
 fn a_failed_read_is_retried_by_a_waiter() {
     block_on(async {
         let (pool, smgr) = setup(4).await;
-        smgr.fail_reads.store(1, Ordering::SeqCst);
+        smgr.fail_reads(1);
         let a = spawn(read(pool.clone(), 5));
         let b = spawn(read(pool.clone(), 5));
         let outcomes = [a.await.unwrap(), b.await.unwrap()];
@@ -252,7 +147,7 @@ fn a_failed_read_is_retried_by_a_waiter() {
         for outcome in outcomes.iter().flatten() {
             assert_eq!(outcome, &page(1, 5));
         }
-        assert!(smgr.reads.load(Ordering::SeqCst) <= 2);
+        assert!(smgr.reads().len() <= 2);
         assert_eq!(read(pool.clone(), 5).await.unwrap(), page(1, 5));
         assert_quiet(&pool).await;
     });
@@ -279,7 +174,7 @@ fn a_cancelled_read_leaves_nothing_behind() {
         let reader = spawn(read(pool.clone(), 2));
         canceller.await.unwrap();
         assert_eq!(reader.await.unwrap().unwrap(), page(1, 2));
-        assert!(smgr.reads.load(Ordering::SeqCst) <= 2);
+        assert!(smgr.reads().len() <= 2);
         assert_quiet(&pool).await;
         assert_eq!(read(pool.clone(), 2).await.unwrap(), page(1, 2));
     });

@@ -130,32 +130,7 @@ pub fn s3_url(test: &str) -> String {
     format!("s3://{bucket}/runs/{test}-{}-{nanos}", std::process::id())
 }
 
-/// Creates the main fork of `rel` and writes `blocks` checksummed
-/// PostgreSQL-format pages (`smgr_cli::demo::demo_page`), `batch` blocks
-/// per `extend` (a segment at a time suits the object backend, which
-/// rewrites a whole segment object per call).
-pub async fn write_demo_relation(
-    smgr: &dyn smgr_api::Smgr,
-    rel: smgr_api::RelFileLocator,
-    blocks: smgr_api::BlockNumber,
-    batch: smgr_api::BlockNumber,
-) -> smgr_api::Result<()> {
-    let bs = smgr.block_size();
-    let verifier =
-        smgr_api::PageVerifier::new(smgr_api::PageFormat::Postgres { checksums: true }, bs);
-    let main = smgr_api::ForkNumber::Main;
-    smgr.create(rel, main).await?;
-    let mut first = 0;
-    while first < blocks {
-        let n = (blocks - first).min(batch.max(1));
-        let pages = (first..first + n)
-            .map(|b| smgr_cli::demo::demo_page(&verifier, bs, b))
-            .collect();
-        smgr.extend(rel, main, first, pages).await?;
-        first += n;
-    }
-    Ok(())
-}
+pub use smgr_cli::demo::write_demo_relation;
 
 /// The fault scenarios of the object backend, over any store (wrapped in a
 /// `FaultyStore` here): transient failures and cut bodies are retried and

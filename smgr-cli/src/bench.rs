@@ -19,7 +19,7 @@ use smgr_api::{
 use smgr_md::{MdOptions, MdSmgr};
 use streamread::{ReadStream, StreamConfig, StreamFlags};
 
-use crate::demo::demo_page;
+use crate::demo::{demo_page, write_demo_relation};
 use crate::location::{Location, LocationOptions};
 use crate::scan::{scan_one_block, scan_stream};
 use crate::verify::{verify_location, VerifyOptions};
@@ -40,23 +40,10 @@ pub async fn run_bench(dir: &Path, mib: u32) -> bufmgr::Result<String> {
     let bs = BlockSize::DEFAULT;
     let blocks: BlockNumber = (mib.max(16) << 20) / bs.get();
     let format = PageFormat::Postgres { checksums: true };
-    let verifier = PageVerifier::new(format, bs);
     let md = Arc::new(MdSmgr::open(dir, MdOptions::new(bs, SEGMENT_BLOCKS))?);
     let rel = RelFileLocator::in_database(5, 16500);
     let main = ForkNumber::Main;
-    if md.exists(rel, main).await? {
-        md.unlink(rel, main).await?;
-    }
-    md.create(rel, main).await?;
-    let mut next = 0;
-    while next < blocks {
-        let n = (blocks - next).min(64);
-        let pages = (next..next + n)
-            .map(|b| demo_page(&verifier, bs, b))
-            .collect();
-        md.extend(rel, main, next, pages).await?;
-        next += n;
-    }
+    write_demo_relation(md.as_ref(), rel, blocks, 64).await?;
     let naming = PathNaming::default();
     let files: Vec<std::path::PathBuf> = (0..blocks.div_ceil(SEGMENT_BLOCKS))
         .map(|segno| naming.segment_path(rel, main, segno).map(|p| dir.join(p)))

@@ -44,6 +44,35 @@ pub fn demo_page(verifier: &PageVerifier, bs: BlockSize, blkno: BlockNumber) -> 
     page
 }
 
+/// Writes `rel`'s main fork afresh (unlinking an old one) as `blocks`
+/// checksummed PostgreSQL-format pages ([`demo_page`]), `batch` blocks per
+/// `extend` (a segment at a time suits the object backend, which rewrites
+/// a whole segment object per call).
+pub async fn write_demo_relation(
+    smgr: &dyn Smgr,
+    rel: RelFileLocator,
+    blocks: BlockNumber,
+    batch: BlockNumber,
+) -> smgr_api::Result<()> {
+    let bs = smgr.block_size();
+    let verifier = PageVerifier::new(PageFormat::Postgres { checksums: true }, bs);
+    let main = ForkNumber::Main;
+    if smgr.exists(rel, main).await? {
+        smgr.unlink(rel, main).await?;
+    }
+    smgr.create(rel, main).await?;
+    let mut next = 0;
+    while next < blocks {
+        let n = (blocks - next).min(batch.max(1));
+        let pages = (next..next + n)
+            .map(|blkno| demo_page(&verifier, bs, blkno))
+            .collect();
+        smgr.extend(rel, main, next, pages).await?;
+        next += n;
+    }
+    Ok(())
+}
+
 /// Runs the demo in `dir` with a relation of `blocks` blocks split into
 /// segment files of `segment_blocks`, and returns what it did as text.
 pub async fn run_demo(
@@ -54,26 +83,13 @@ pub async fn run_demo(
     let mut out = String::new();
     let bs = BlockSize::DEFAULT;
     let format = PageFormat::Postgres { checksums: true };
-    let verifier = PageVerifier::new(format, bs);
     let smgr = Arc::new(MdSmgr::open(dir, MdOptions::new(bs, segment_blocks))?);
     let rel = RelFileLocator::in_database(5, 16396);
     let main = ForkNumber::Main;
     let _ = writeln!(out, "data directory: {}", dir.display());
 
     let started = Instant::now();
-    if smgr.exists(rel, main).await? {
-        smgr.unlink(rel, main).await?;
-    }
-    smgr.create(rel, main).await?;
-    let mut next = 0;
-    while next < blocks {
-        let n = (blocks - next).min(32);
-        let pages = (next..next + n)
-            .map(|blkno| demo_page(&verifier, bs, blkno))
-            .collect();
-        smgr.extend(rel, main, next, pages).await?;
-        next += n;
-    }
+    write_demo_relation(smgr.as_ref(), rel, blocks, 32).await?;
     smgr.immedsync(rel, main).await?;
     let _ = writeln!(
         out,

@@ -180,21 +180,18 @@ impl Inventory {
 
     /// Bytes in all segment files (logical: decompressed).
     pub fn bytes(&self) -> u64 {
-        self.forks
-            .iter()
-            .flat_map(|f| &f.segments)
-            .map(|s| s.size)
-            .sum()
+        self.segments().map(|s| s.size).sum()
     }
 
     /// Bytes stored for all segment files (smaller than [`bytes`](Self::bytes)
     /// when objects are compressed).
     pub fn stored_bytes(&self) -> u64 {
-        self.forks
-            .iter()
-            .flat_map(|f| &f.segments)
-            .map(|s| s.stored)
-            .sum()
+        self.segments().map(|s| s.stored).sum()
+    }
+
+    /// Every segment file of every fork.
+    pub fn segments(&self) -> impl Iterator<Item = &SegmentEntry> {
+        self.forks.iter().flat_map(|f| &f.segments)
     }
 }
 

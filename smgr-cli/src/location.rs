@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use smgr_api::{BlockNumber, BlockSize, Error, PathNaming, Result, Smgr};
 use smgr_md::{MdOptions, MdSmgr};
@@ -153,7 +153,7 @@ async fn list_objects(
         .try_collect()
         .await
         .map_err(|e| Error::io("list", format!("{prefix}/"), std::io::Error::other(e)))?;
-    let mut files = Vec::new();
+    let mut listed = Vec::new();
     for meta in metas {
         let key = meta.location.as_ref();
         let relative = match key.strip_prefix(prefix) {
@@ -170,29 +170,36 @@ async fn list_objects(
             Some(path) => (path, true),
             None => (relative, false),
         };
-        if !scanned_path(path, naming) {
-            continue;
+        if scanned_path(path, naming) {
+            listed.push((path.to_owned(), compressed, meta));
         }
-        let size = if compressed {
-            fetch_seek_table(
-                store,
-                key,
-                meta.size,
-                meta.e_tag.clone(),
-                meta.version.clone(),
-                u64::MAX,
-            )
-            .await?
-            .decompressed_len()
-        } else {
-            meta.size
-        };
-        files.push(ListedFile {
-            path: path.to_owned(),
-            size,
-            stored: meta.size,
-        });
     }
+    // Seek tables many at once: a cluster has thousands of segment files.
+    let files = futures::stream::iter(listed)
+        .map(|(path, compressed, meta)| async move {
+            let size = if compressed {
+                fetch_seek_table(
+                    store,
+                    meta.location.as_ref(),
+                    meta.size,
+                    meta.e_tag.clone(),
+                    meta.version.clone(),
+                    u64::MAX,
+                )
+                .await?
+                .decompressed_len()
+            } else {
+                meta.size
+            };
+            Ok::<_, Error>(ListedFile {
+                path,
+                size,
+                stored: meta.size,
+            })
+        })
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
     Ok(files)
 }
 

@@ -250,15 +250,7 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
                 eprintln!("smgr demo: --blocks and --segment-blocks must be at least 1");
                 return Ok(2);
             }
-            let temp;
-            let dir = match dir {
-                Some(dir) => dir,
-                None => {
-                    temp = tempfile::tempdir()
-                        .map_err(|e| smgr_api::Error::io("create", "temporary directory", e))?;
-                    temp.path().to_path_buf()
-                }
-            };
+            let (dir, _temp) = dir_or_temporary(dir)?;
             print!(
                 "{}",
                 smgr_cli::demo::run_demo(&dir, blocks, segment_blocks).await?
@@ -393,15 +385,7 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
             Ok(if report.failed.is_empty() { 0 } else { 2 })
         }
         Command::Bench { dir, mib } => {
-            let temp;
-            let dir = match dir {
-                Some(dir) => dir,
-                None => {
-                    temp = tempfile::tempdir()
-                        .map_err(|e| smgr_api::Error::io("create", "temporary directory", e))?;
-                    temp.path().to_path_buf()
-                }
-            };
+            let (dir, _temp) = dir_or_temporary(dir)?;
             print!("{}", smgr_cli::bench::run_bench(&dir, mib).await?);
             Ok(0)
         }
@@ -425,6 +409,20 @@ fn parse_compression(text: &str) -> Result<i32, String> {
         return Err(format!("zstd level {level} is out of range 1..=22"));
     }
     Ok(level)
+}
+
+/// `dir`, or a new temporary directory (removed when the guard drops).
+fn dir_or_temporary(
+    dir: Option<PathBuf>,
+) -> smgr_api::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    match dir {
+        Some(dir) => Ok((dir, None)),
+        None => {
+            let temp = tempfile::tempdir()
+                .map_err(|e| smgr_api::Error::io("create", "temporary directory", e))?;
+            Ok((temp.path().to_path_buf(), Some(temp)))
+        }
+    }
 }
 
 fn print_json(value: &impl Serialize) {

@@ -9,7 +9,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 use object_store::ObjectStore;
 use smgr_api::{BlockNumber, Error, ForkNumber, RelFileLocator, Result, MAX_BLOCK_NUMBER};
@@ -158,8 +158,7 @@ impl MetaCache {
             .try_collect()
             .await
             .map_err(|err| crate::error::from_store("list", dir_path.as_ref(), err))?;
-        let mut found: HashMap<(RelFileLocator, ForkNumber), Vec<(u32, SegmentMeta)>> =
-            HashMap::new();
+        let mut listed = Vec::new();
         for object in objects {
             let key = object.location.as_ref();
             let relative = key
@@ -180,20 +179,34 @@ impl MetaCache {
             let Ok(seg) = opts.naming.parse(path) else {
                 continue;
             };
-            let mut meta = SegmentMeta::plain(object.size, object.e_tag, object.version);
-            if compressed {
-                let table = crate::seekable::fetch_seek_table(
-                    store.as_ref(),
-                    key,
-                    meta.stored,
-                    meta.e_tag.clone(),
-                    meta.version.clone(),
-                    opts.segment_bytes(),
-                )
-                .await?;
-                meta.size = table.decompressed_len();
-                meta.table = Some(Arc::new(table));
-            }
+            let meta = SegmentMeta::plain(object.size, object.e_tag, object.version);
+            listed.push((seg, meta, compressed.then(|| key.to_owned())));
+        }
+        // The seek tables of compressed segments, a tail GET each, many at
+        // once (a database directory holds a thousand segments).
+        let with_tables: Vec<_> = futures::stream::iter(listed)
+            .map(|(seg, mut meta, compressed)| async move {
+                if let Some(key) = compressed {
+                    let table = crate::seekable::fetch_seek_table(
+                        store.as_ref(),
+                        &key,
+                        meta.stored,
+                        meta.e_tag.clone(),
+                        meta.version.clone(),
+                        opts.segment_bytes(),
+                    )
+                    .await?;
+                    meta.size = table.decompressed_len();
+                    meta.table = Some(Arc::new(table));
+                }
+                Ok::<_, Error>((seg, meta))
+            })
+            .buffer_unordered(16)
+            .try_collect()
+            .await?;
+        let mut found: HashMap<(RelFileLocator, ForkNumber), Vec<(u32, SegmentMeta)>> =
+            HashMap::new();
+        for (seg, meta) in with_tables {
             found
                 .entry((seg.locator, seg.fork))
                 .or_default()

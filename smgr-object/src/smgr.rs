@@ -245,6 +245,27 @@ impl ObjectSmgr {
             )
         })?
     }
+
+    /// The body of `writev` (`Place::Inside`) and `extend`
+    /// (`Place::AtEnd`): the pages of `bufs` from `blocknum` on, handed back.
+    async fn write_pages(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        blocknum: BlockNumber,
+        bufs: Vec<PageBuf>,
+        place: Place,
+    ) -> Result<Vec<PageBuf>> {
+        self.inner.check_bufs(rel, fork, blocknum, &bufs)?;
+        self.write(rel, fork, move |inner| async move {
+            let fill = |i: usize, page: &mut [u8]| page.copy_from_slice(&bufs[i]);
+            inner
+                .write_at(rel, fork, blocknum, bufs.len(), place, &fill)
+                .await?;
+            Ok(bufs)
+        })
+        .await
+    }
 }
 
 #[async_trait]
@@ -353,15 +374,8 @@ impl Smgr for ObjectSmgr {
         blocknum: BlockNumber,
         bufs: Vec<PageBuf>,
     ) -> Result<Vec<PageBuf>> {
-        self.inner.check_bufs(rel, fork, blocknum, &bufs)?;
-        self.write(rel, fork, move |inner| async move {
-            let fill = |i: usize, page: &mut [u8]| page.copy_from_slice(&bufs[i]);
-            inner
-                .write_at(rel, fork, blocknum, bufs.len(), Place::Inside, &fill)
-                .await?;
-            Ok(bufs)
-        })
-        .await
+        self.write_pages(rel, fork, blocknum, bufs, Place::Inside)
+            .await
     }
 
     async fn extend(
@@ -371,15 +385,8 @@ impl Smgr for ObjectSmgr {
         blocknum: BlockNumber,
         bufs: Vec<PageBuf>,
     ) -> Result<Vec<PageBuf>> {
-        self.inner.check_bufs(rel, fork, blocknum, &bufs)?;
-        self.write(rel, fork, move |inner| async move {
-            let fill = |i: usize, page: &mut [u8]| page.copy_from_slice(&bufs[i]);
-            inner
-                .write_at(rel, fork, blocknum, bufs.len(), Place::AtEnd, &fill)
-                .await?;
-            Ok(bufs)
-        })
-        .await
+        self.write_pages(rel, fork, blocknum, bufs, Place::AtEnd)
+            .await
     }
 
     async fn zero_extend(

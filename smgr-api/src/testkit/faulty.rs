@@ -31,7 +31,10 @@ pub struct ReadCall {
 ///   I/O error, without touching the buffers' contents;
 /// - [`hold_writes`](Self::hold_writes) parks `writev` calls the same way;
 /// - [`inject`](Self::inject) plans faults for the next calls of one kind:
-///   `EIO` or `ENOSPC` errors, short reads, latency spikes.
+///   `EIO` or `ENOSPC` errors, short reads, latency spikes;
+/// - [`yield_in_io`](Self::yield_in_io) makes reads and writes yield to the
+///   scheduler before and after the data moves, so a model checker (or a
+///   busy runtime) can run other tasks in the middle of an I/O.
 ///
 /// Everything else passes straight through.
 #[derive(Debug)]
@@ -78,6 +81,7 @@ struct FaultState {
     foreign_left: usize,
     plan: Vec<(FaultOp, Fault, usize)>,
     delivered: usize,
+    yield_in_io: bool,
 }
 
 impl FaultySmgr {
@@ -139,6 +143,19 @@ impl FaultySmgr {
     /// The next `n` reads fail with an I/O error.
     pub fn fail_reads(&self, n: usize) {
         self.state().failures_left = n;
+    }
+
+    /// Makes every read and write yield to the scheduler before and after
+    /// it moves data (`tokio::task::yield_now`, which any executor honours).
+    pub fn yield_in_io(&self, on: bool) {
+        self.state().yield_in_io = on;
+    }
+
+    async fn maybe_yield(&self) {
+        let on = self.state().yield_in_io;
+        if on {
+            tokio::task::yield_now().await;
+        }
     }
 
     /// Plans `fault` for the next `times` calls of kind `op` (after any
@@ -258,6 +275,7 @@ impl Smgr for FaultySmgr {
         let mut gate = self.gate.subscribe();
         // The sender lives as long as `self`, so this cannot fail.
         let _ = gate.wait_for(|open| *open).await;
+        self.maybe_yield().await;
         if fail {
             return Err(Error::io(
                 "read",
@@ -268,6 +286,7 @@ impl Smgr for FaultySmgr {
         self.planned(FaultOp::Read, rel, blocknum, bufs.len())
             .await?;
         let bufs = self.inner.readv(rel, fork, blocknum, bufs).await?;
+        self.maybe_yield().await;
         if foreign {
             return Ok(bufs.iter().map(|buf| PageBuf::copy_from(buf)).collect());
         }
@@ -286,7 +305,10 @@ impl Smgr for FaultySmgr {
         let _ = gate.wait_for(|open| *open).await;
         self.planned(FaultOp::Write, rel, blocknum, bufs.len())
             .await?;
-        self.inner.writev(rel, fork, blocknum, bufs).await
+        self.maybe_yield().await;
+        let bufs = self.inner.writev(rel, fork, blocknum, bufs).await;
+        self.maybe_yield().await;
+        bufs
     }
 
     async fn extend(
