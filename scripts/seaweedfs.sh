@@ -19,6 +19,13 @@
 # master 9333/19333, volume 9340/19340, filer 8888/18888, admin 23646/33646.
 # WebDAV, the admin UI, the Iceberg and Lance ports and telemetry are off.
 # Data persists across stop/start; tests should use their own key prefixes.
+#
+# Disk: `weed mini` caps its volume count at free disk / volume size, and
+# picks 1 GiB volumes on a big disk. A CI machine with a few GiB free then
+# gets a handful of volumes, and once they are full every write fails with
+# "No writable volumes and no free volumes left" (an S3 500, retried for 3
+# minutes). 64 MiB volumes make the cap follow the free space closely, and a
+# vacuum every 2 minutes gives back what tests delete.
 set -euo pipefail
 
 DIR="${SMGR_S3_DIR:-/var/tmp/smgr-seaweedfs}"
@@ -147,6 +154,8 @@ EOF
       -bucket="$BUCKET" \
       -s3.autoCreateBucket=false \
       -master.telemetry=false \
+      -master.volumeSizeLimitMB=64 \
+      -master.vacuumIntervalSeconds=120 \
       -webdav=false -admin.ui=false \
       -s3.port.iceberg=0 -s3.port.lance=0 \
       </dev/null >"$LOG" 2>&1 9>&- &

@@ -130,6 +130,47 @@ pub fn s3_url(test: &str) -> String {
     format!("s3://{bucket}/runs/{test}-{}-{nanos}", std::process::id())
 }
 
+/// Deletes every object under an [`s3_url`], so a big upload does not hold
+/// the test server's disk for the rest of the run. Best effort: a test
+/// that has passed should not fail over its clean-up, so errors are only
+/// printed.
+pub fn s3_remove(url: &str) {
+    use futures::{StreamExt, TryStreamExt};
+
+    let Some(options) = s3_server() else {
+        return;
+    };
+    let result = (|| -> Result<usize, String> {
+        let (store, prefix, _) =
+            smgr_object::store_from_url(url, &options).map_err(|e| e.to_string())?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        runtime.block_on(async {
+            let prefix = object_store::path::Path::from(prefix);
+            let locations = store
+                .list(Some(&prefix))
+                .map_ok(|meta| meta.location)
+                .boxed();
+            let deleted = store.delete_stream(locations).try_collect::<Vec<_>>().await;
+            deleted.map(|d| d.len()).map_err(|e| e.to_string())
+        })
+    })();
+    if let Err(err) = result {
+        eprintln!("removing the test objects under {url}: {err}");
+    }
+}
+
+/// Calls [`s3_remove`] on its URL when dropped, also when a test panics.
+pub struct RemoveOnDrop(pub String);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        s3_remove(&self.0);
+    }
+}
+
 pub use smgr_cli::demo::write_demo_relation;
 
 /// The fault scenarios of the object backend, over any store (wrapped in a

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::Command;
 
 use common::{bad_blocks, flip, run, smgr, verify_json, with_s3, Run};
-use integration::{pg15_cluster, pg_checksums, s3_url};
+use integration::{pg15_cluster, pg_checksums, s3_url, RemoveOnDrop};
 
 /// `pg_checksums --check -D data`: its run, its "Files/Blocks scanned"
 /// counts and its bad blocks as (file relative to data, block in file).
@@ -54,15 +54,16 @@ fn smgr_verify(location: &str, s3: bool) -> (Run, serde_json::Value) {
 }
 
 /// Uploads `data` to a fresh prefix on the S3 server (with `extra`
-/// arguments); `None` without one. Returns the URL and how many files went
-/// up in parts.
-fn upload(data: &Path, test: &str, extra: &[&str]) -> Option<(String, u64)> {
+/// arguments); `None` without one. Returns the URL, how many files went up
+/// in parts, and a guard that deletes the upload at the end of the test.
+fn upload(data: &Path, test: &str, extra: &[&str]) -> Option<(String, u64, RemoveOnDrop)> {
     let url = s3_url(test);
     let mut command = smgr();
     command.arg("upload").arg(data).arg(&url).args(extra);
     if !with_s3(&mut command) {
         return None;
     }
+    let removal = RemoveOnDrop(url.clone());
     let up = run(&mut command);
     assert_eq!(up.code, 0, "{up:?}");
     let in_parts = up
@@ -71,7 +72,7 @@ fn upload(data: &Path, test: &str, extra: &[&str]) -> Option<(String, u64)> {
         .and_then(|(_, rest)| rest.split_once(" in parts)"))
         .map(|(n, _)| n.parse().unwrap())
         .unwrap_or_else(|| panic!("no upload summary: {up:?}"));
-    Some((url, in_parts))
+    Some((url, in_parts, removal))
 }
 
 #[test]
@@ -94,7 +95,7 @@ fn the_clean_cluster_verifies_like_pg_checksums_locally_and_on_s3() {
     assert_eq!(report["blocks"], blocks, "blocks vs pg_checksums");
     assert_eq!(report["problems"].as_array().unwrap().len(), 0, "{report}");
 
-    let Some((url, in_parts)) = upload(&cluster.data, "pg15-clean", &[]) else {
+    let Some((url, in_parts, _removal)) = upload(&cluster.data, "pg15-clean", &[]) else {
         return;
     };
     // The 1 GiB segment of pgbench_accounts (and its index) went up in parts.
@@ -187,7 +188,7 @@ fn flipped_bytes_get_the_same_verdict_as_pg_checksums_locally_and_on_s3() {
     assert_eq!(report["files"], files);
     assert_eq!(report["blocks"], blocks);
 
-    let Some((url, _)) = upload(&data, "pg15-corrupt", &[]) else {
+    let Some((url, _, _removal)) = upload(&data, "pg15-corrupt", &[]) else {
         return;
     };
     let (s3_run, report) = smgr_verify(&url, true);
@@ -200,7 +201,8 @@ fn flipped_bytes_get_the_same_verdict_as_pg_checksums_locally_and_on_s3() {
     assert_eq!(report["blocks"], blocks);
 
     // Uploaded compressed: the same findings, in fewer bytes.
-    let (url, _) = upload(&data, "pg15-corrupt-zstd", &["--compress", "zstd:3"]).unwrap();
+    let (url, _, _removal_zstd) =
+        upload(&data, "pg15-corrupt-zstd", &["--compress", "zstd:3"]).unwrap();
     let (zstd_run, report) = smgr_verify(&url, true);
     let compressed: BTreeSet<_> = bad_blocks(&report).into_iter().collect();
     assert_eq!(
