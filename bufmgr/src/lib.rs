@@ -57,6 +57,7 @@
 //! ```
 
 mod buffer;
+mod damaged;
 mod error;
 mod frame;
 mod memory;

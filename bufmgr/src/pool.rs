@@ -251,6 +251,20 @@ impl PoolInner {
         }
     }
 
+    /// Lends frame `frame`'s memory again to the read I/O that holds it
+    /// (`io == Reading`) once the memory has come back from an earlier
+    /// loan; `None` while it has not (a backend still holds it).
+    pub fn relend(self: &Arc<Self>, frame: u32) -> Option<PageBuf> {
+        {
+            let mut meta = self.frames[frame as usize].meta();
+            if meta.io != Io::Reading || meta.lent {
+                return None;
+            }
+            meta.lent = true;
+        }
+        Some(self.lend(frame))
+    }
+
     /// A frame for a new page, pinned once by the caller, holding no page
     /// (its old page written back if dirty and unmapped). From the
     /// strategy's ring if it has a usable one, else by clock sweep.

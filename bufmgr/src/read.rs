@@ -310,6 +310,9 @@ async fn read_and_verify(
         .await
     {
         Ok(pages) => pages,
+        Err(err) if mode == ReadBufferMode::ZeroOnError && err.is_damaged_data() => {
+            return crate::damaged::zero_damaged_blocks(inner, first, guard, err).await;
+        }
         Err(err) => {
             guard.finish(&vec![false; n]);
             return Err(err.into());
@@ -327,46 +330,64 @@ async fn read_and_verify(
     {
         drop(pages);
         guard.finish(&vec![false; n]);
-        return Err(Error::Storage(smgr_api::Error::io(
-            "read",
-            inner
-                .naming
-                .relpath(first.rel, first.fork)
-                .unwrap_or_else(|_| first.rel.to_string()),
-            std::io::Error::other("the storage manager did not return the buffers it was given"),
-        )));
+        return Err(buffers_not_returned(&inner, first));
     }
     Counters::add(&inner.stats.blocks_read, n as u64);
     Counters::add(&inner.stats.bytes_read, bytes);
     let mut ok = vec![true; n];
     let mut first_error = None;
-    for (k, mut page) in pages.into_iter().enumerate() {
+    for (k, page) in pages.into_iter().enumerate() {
         let block = first.block + k as BlockNumber;
-        if let Err(detail) = inner.verifier.verify(&page, block) {
-            let tag = BufferTag::new(first.rel, first.fork, block);
-            if mode == ReadBufferMode::ZeroOnError {
-                tracing::warn!(page = %tag, %detail, "invalid page; zeroing it");
-                page.fill(0);
-                Counters::add(&inner.stats.pages_zeroed_on_error, 1);
-            } else {
-                ok[k] = false;
-                if first_error.is_none() {
-                    first_error = Some(Error::Storage(smgr_api::Error::CorruptPage {
-                        path: inner
-                            .naming
-                            .relpath(first.rel, first.fork)
-                            .unwrap_or_else(|_| first.rel.to_string()),
-                        block,
-                        detail,
-                    }));
-                }
-            }
+        if let Err(err) = verify_page(&inner, first, block, page, mode) {
+            ok[k] = false;
+            first_error.get_or_insert(err);
         }
-        // Hand the frame's memory back before publishing the outcome.
-        drop(page);
     }
     guard.finish(&ok);
     first_error.map_or(Ok(()), Err)
+}
+
+/// The error for a backend that handed back other buffers than it was
+/// lent, fewer of them, or kept one.
+pub(crate) fn buffers_not_returned(inner: &PoolInner, first: BufferTag) -> Error {
+    Error::Storage(smgr_api::Error::io(
+        "read",
+        inner
+            .naming
+            .relpath(first.rel, first.fork)
+            .unwrap_or_else(|_| first.rel.to_string()),
+        std::io::Error::other("the storage manager did not return the buffers it was given"),
+    ))
+}
+
+/// Verifies one page just read into the pool and hands its memory back: a
+/// page that fails is an error naming path and block, or, with
+/// [`ReadBufferMode::ZeroOnError`], zeros and a warning.
+pub(crate) fn verify_page(
+    inner: &PoolInner,
+    first: BufferTag,
+    block: BlockNumber,
+    mut page: PageBuf,
+    mode: ReadBufferMode,
+) -> Result<()> {
+    let Err(detail) = inner.verifier.verify(&page, block) else {
+        return Ok(());
+    };
+    if mode == ReadBufferMode::ZeroOnError {
+        let tag = BufferTag::new(first.rel, first.fork, block);
+        tracing::warn!(page = %tag, %detail, "invalid page; zeroing it");
+        page.fill(0);
+        Counters::add(&inner.stats.pages_zeroed_on_error, 1);
+        return Ok(());
+    }
+    Err(Error::Storage(smgr_api::Error::CorruptPage {
+        path: inner
+            .naming
+            .relpath(first.rel, first.fork)
+            .unwrap_or_else(|_| first.rel.to_string()),
+        block,
+        detail,
+    }))
 }
 
 /// Publishes the outcome of a read I/O on its frames exactly once: valid,

@@ -221,6 +221,15 @@ impl Error {
         }
     }
 
+    /// Whether the stored bytes themselves are damaged where they were
+    /// read (a compressed frame that does not decompress or fails its
+    /// checksum): a problem of those pages, which a read that zeroes
+    /// damaged pages (PostgreSQL's `zero_damaged_pages`) may replace by
+    /// zeros, unlike a failed, refused or misdirected I/O.
+    pub fn is_damaged_data(&self) -> bool {
+        matches!(self, Error::CorruptObject { .. })
+    }
+
     /// Wraps an `io::Error` with the operation and file it came from.
     pub fn io(op: &'static str, path: impl Into<String>, source: io::Error) -> Self {
         Error::Io {

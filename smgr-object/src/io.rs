@@ -7,9 +7,10 @@ use object_store::path::Path;
 use object_store::{
     GetOptions, GetRange, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
 };
-use smgr_api::{Error, ForkNumber, RelFileLocator, Result};
+use smgr_api::{Error, ForkNumber, PageBuf, RelFileLocator, Result};
 
 use crate::meta::{join, SegmentMeta};
+use crate::seekable::{FrameDecompressor, Patch, Rewrite, SeekTable};
 use crate::Inner;
 
 /// What the prefetch cache is keyed by: the object, its version, the range.
@@ -139,32 +140,27 @@ impl Inner {
             .contains(key)
     }
 
-    /// The whole segment at the version `seg` names, decompressed if the
-    /// object is (`key` is the object's key).
-    pub async fn get_all(&self, key: &str, seg: &SegmentMeta) -> Result<Vec<u8>> {
-        if seg.size == 0 {
-            return Ok(Vec::new());
-        }
-        if seg.table.is_some() {
-            return self.read_compressed(key, seg, 0..seg.size).await;
-        }
-        Ok(self.get_range(key, seg, 0..seg.stored).await?.to_vec())
-    }
-
-    /// Logical bytes `range` of a compressed segment: one ranged GET of the
-    /// frames that hold them, each frame decompressed (libzstd checks its
-    /// content checksum), then the range cut out.
+    /// Decompresses segment bytes `range` of the compressed segment `seg`
+    /// (whose first block is `first_block` of its fork) into `pages`, which
+    /// hold exactly those bytes: one ranged GET of the frames that hold
+    /// them (through the prefetch cache, which a prefetch of these blocks
+    /// filled with exactly these frames), each frame decompressed by
+    /// libzstd straight into the pages, its checksum checked.
     pub async fn read_compressed(
         &self,
         key: &str,
         seg: &SegmentMeta,
+        first_block: u64,
         range: Range<u64>,
-    ) -> Result<Vec<u8>> {
+        pages: &mut [PageBuf],
+    ) -> Result<()> {
         let Some(table) = &seg.table else {
-            return Ok(self.get_range(key, seg, range).await?.to_vec());
+            return Err(Error::CorruptObject {
+                key: key.to_owned(),
+                detail: "read as compressed but has no seek table".to_owned(),
+            });
         };
         let frames = table.frames_for(range.clone());
-        let stored = table.compressed_range(frames.clone());
         let logical = table.decompressed_range(frames.clone());
         if range.start < logical.start || range.end > logical.end {
             return Err(Error::CorruptObject {
@@ -177,58 +173,101 @@ impl Inner {
                 ),
             });
         }
-        // Through the prefetch cache: a prefetch of these blocks fetched
-        // exactly these frames.
+        let stored = table.compressed_range(frames.clone());
         let bytes = self.fetch(key, seg, stored.clone()).await?;
-        let mut out = vec![0u8; (logical.end - logical.start) as usize];
+        let bs = self.opts.block_size.bytes();
+        let mut decompressor = FrameDecompressor::new(key, bs as u64, first_block);
         for i in frames {
             let c = table.compressed_range(i..i + 1);
             let d = table.decompressed_range(i..i + 1);
-            crate::seekable::decompress_frame(
-                key,
+            let keep = d.start.max(range.start)..d.end.min(range.end);
+            let within = (keep.start - range.start) as usize..(keep.end - range.start) as usize;
+            let mut slices = page_slices(pages, bs, within);
+            decompressor.decompress(
                 i,
                 &bytes[(c.start - stored.start) as usize..(c.end - stored.start) as usize],
-                &mut out[(d.start - logical.start) as usize..(d.end - logical.start) as usize],
+                d,
+                keep,
+                &mut slices,
             )?;
         }
-        out.drain(..(range.start - logical.start) as usize);
-        out.truncate((range.end - range.start) as usize);
-        Ok(out)
+        Ok(())
     }
 
-    /// Writes a segment object: creating it if `old` is `None`, else
-    /// replacing exactly the version `old` names (when the store supports
-    /// conditional puts), so a concurrent writer is an error, not a loss.
-    pub async fn put_segment(
+    /// Writes segment object `key` (segment `segno`, `old` its current
+    /// version, `None` for a new one) as `new_len` bytes: the old bytes cut
+    /// or grown with zeros, `patch` written over them. Replaces exactly
+    /// the version `old` names (when the store supports conditional puts),
+    /// so a concurrent writer is an error, not a loss.
+    ///
+    /// A compressed segment stays compressed in frames of the size it had,
+    /// and only the frames the change touches are decompressed and
+    /// compressed again; the others keep their bytes (only the frames kept
+    /// are fetched). A new segment is compressed if the options say so.
+    pub async fn rewrite_segment(
         &self,
         key: &str,
+        segno: u32,
         old: Option<&SegmentMeta>,
-        data: Vec<u8>,
+        new_len: u64,
+        patch: Option<&Patch<'_>>,
     ) -> Result<SegmentMeta> {
-        // A compressed segment stays compressed, in frames of the size it
-        // had; a new one is compressed if the options say so.
-        // (Recompressing only the frames a write touches is next.)
         let bs = self.opts.block_size.bytes();
-        let (level, default_frame) = match self.opts.compression {
+        let empty = SeekTable::new(Vec::new());
+        let table = match old {
+            Some(seg) => seg.table.as_deref(),
+            None if self.new_segments_compressed() => Some(&empty),
+            None => None,
+        };
+        let Some(table) = table else {
+            let mut data = match old {
+                Some(seg) if seg.size > 0 && new_len > 0 => self
+                    .get_range(key, seg, 0..seg.stored.min(new_len))
+                    .await?
+                    .to_vec(),
+                _ => Vec::new(),
+            };
+            data.resize(new_len as usize, 0);
+            if let Some(patch) = patch {
+                patch.apply_to(&(0..new_len), &mut data);
+            }
+            return self.put_object(key, old, PutPayload::from(data)).await;
+        };
+        let (level, frame_bytes) = match self.opts.compression {
             crate::Compression::Zstd {
                 level,
                 frame_blocks,
             } => (level, frame_blocks as usize * bs),
             crate::Compression::None => (3, 16 * bs),
         };
-        let compressed_old = old.and_then(|o| o.table.as_ref());
-        if compressed_old.is_some() || (old.is_none() && self.new_segments_compressed()) {
-            let frame_bytes = compressed_old
-                .and_then(|t| t.frames().first())
-                .map_or(default_frame, |f| f.decompressed as usize);
-            let logical = data.len() as u64;
-            let (object, table) = crate::seekable::compress_with_table(&data, frame_bytes, level)?;
-            let mut meta = self.put_object(key, old, object).await?;
-            meta.size = logical;
-            meta.table = Some(std::sync::Arc::new(table));
-            return Ok(meta);
-        }
-        self.put_object(key, old, data).await
+        // An existing object keeps its frame size.
+        let frame_bytes = table
+            .frames()
+            .first()
+            .map_or(frame_bytes, |f| f.decompressed as usize);
+        // Only the old frames that start before the new end are needed.
+        let kept = table.frames_for(0..new_len).end;
+        let fetch_end = table.compressed_range(0..kept).end;
+        let old_bytes = match old {
+            Some(seg) if fetch_end > 0 => self.get_range(key, seg, 0..fetch_end).await?,
+            _ => Bytes::new(),
+        };
+        let rewrite = Rewrite {
+            key,
+            old: table,
+            old_bytes: &old_bytes,
+            frame_bytes,
+            level,
+            block_bytes: bs as u64,
+            first_block: u64::from(segno) * u64::from(self.opts.segment_blocks),
+        };
+        let (chunks, new_table) = rewrite.apply(new_len, patch)?;
+        let mut meta = self
+            .put_object(key, old, chunks.into_iter().collect())
+            .await?;
+        meta.size = new_len;
+        meta.table = Some(std::sync::Arc::new(new_table));
+        Ok(meta)
     }
 
     /// Whether segments created now are stored compressed.
@@ -245,14 +284,15 @@ impl Inner {
         }
     }
 
-    /// Writes the bytes of an object, conditionally as `put_segment` says.
+    /// Writes the bytes of an object, conditionally as `rewrite_segment`
+    /// says.
     async fn put_object(
         &self,
         key: &str,
         old: Option<&SegmentMeta>,
-        data: Vec<u8>,
+        data: PutPayload,
     ) -> Result<SegmentMeta> {
-        let size = data.len() as u64;
+        let size = data.content_length() as u64;
         let mode = match (self.opts.conditional_writes, old) {
             (false, _) => PutMode::Overwrite,
             (true, None) => PutMode::Create,
@@ -266,7 +306,7 @@ impl Inner {
             .store
             .put_opts(
                 &Path::from(key),
-                PutPayload::from(data),
+                data,
                 PutOptions {
                     mode,
                     ..PutOptions::default()
@@ -284,6 +324,26 @@ impl Inner {
             Err(err) => Err(crate::error::from_store("delete", key, err)),
         }
     }
+}
+
+/// The parts of `pages` (consecutive pages of `bs` bytes) that hold bytes
+/// `range` of them, in order.
+fn page_slices(pages: &mut [PageBuf], bs: usize, range: Range<usize>) -> Vec<&mut [u8]> {
+    if range.is_empty() {
+        return Vec::new();
+    }
+    let first = range.start / bs;
+    let last = (range.end - 1) / bs;
+    pages[first..=last]
+        .iter_mut()
+        .enumerate()
+        .map(|(j, page)| {
+            let at = (first + j) * bs;
+            let lo = range.start.max(at) - at;
+            let hi = range.end.min(at + bs) - at;
+            &mut page[lo..hi]
+        })
+        .collect()
 }
 
 /// Whether a failed GET may succeed if repeated.

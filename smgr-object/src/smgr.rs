@@ -9,6 +9,7 @@ use smgr_api::{
 };
 
 use crate::meta::{nblocks32, ForkMeta};
+use crate::seekable::Patch;
 use crate::{Inner, ObjectSmgr};
 
 /// Where a write may go: over existing blocks, or exactly at the end.
@@ -116,16 +117,16 @@ impl Inner {
             let key = seg.object_key(&self.key(rel, fork, piece.segno)?);
             let start = piece.seg_block * bs;
             let range = start..start + piece.count as u64 * bs;
-            let bytes = if seg.table.is_some() {
-                bytes::Bytes::from(self.read_compressed(&key, seg, range).await?)
+            let pages = &mut bufs[piece.first_index..piece.first_index + piece.count];
+            if seg.table.is_some() {
+                let first_block = u64::from(piece.segno) * u64::from(self.opts.segment_blocks);
+                self.read_compressed(&key, seg, first_block, range, pages)
+                    .await?;
             } else {
-                self.fetch(&key, seg, range).await?
-            };
-            for (i, buf) in bufs[piece.first_index..piece.first_index + piece.count]
-                .iter_mut()
-                .enumerate()
-            {
-                buf.copy_from_slice(&bytes[i * bs as usize..(i + 1) * bs as usize]);
+                let bytes = self.fetch(&key, seg, range).await?;
+                for (i, buf) in pages.iter_mut().enumerate() {
+                    buf.copy_from_slice(&bytes[i * bs as usize..(i + 1) * bs as usize]);
+                }
             }
         }
         Ok(())
@@ -151,22 +152,19 @@ impl Inner {
                 Some(seg) => seg.object_key(&base),
                 None => self.new_segment_key(base),
             };
-            let mut data = match &old {
-                Some(seg) => self.get_all(&key, seg).await?,
-                None => Vec::new(),
+            let start = piece.seg_block * bs as u64;
+            let end = start + (piece.count * bs) as u64;
+            let fill_piece = |i: usize, page: &mut [u8]| fill(piece.first_index + i, page);
+            let patch = Patch {
+                start,
+                count: piece.count,
+                page_bytes: bs,
+                fill: &fill_piece,
             };
-            let start = piece.seg_block as usize * bs;
-            let end = start + piece.count * bs;
-            if data.len() < end {
-                data.resize(end, 0);
-            }
-            for i in 0..piece.count {
-                fill(
-                    piece.first_index + i,
-                    &mut data[start + i * bs..start + (i + 1) * bs],
-                );
-            }
-            let new = self.put_segment(&key, old.as_ref(), data).await?;
+            let new_len = old.as_ref().map_or(0, |seg| seg.size).max(end);
+            let new = self
+                .rewrite_segment(&key, piece.segno, old.as_ref(), new_len, Some(&patch))
+                .await?;
             match meta.segments.get_mut(piece.segno as usize) {
                 Some(slot) => *slot = new,
                 None => meta.segments.push(new),
@@ -292,7 +290,7 @@ impl Smgr for ObjectSmgr {
             }
             let key = inner.new_segment_key(inner.key(rel, fork, 0)?);
             let seg = inner
-                .put_segment(&key, None, Vec::new())
+                .rewrite_segment(&key, 0, None, 0, None)
                 .await
                 .map_err(|err| match err {
                     Error::Conflict { .. } => Error::AlreadyExists { path: path.clone() },
@@ -437,15 +435,9 @@ impl Smgr for ObjectSmgr {
                 if let Some(old) = meta.segments.get(keep_segno as usize).cloned() {
                     if old.size != keep_bytes {
                         let key = old.object_key(&inner.key(rel, fork, keep_segno)?);
-                        let data = if keep_bytes == 0 {
-                            Vec::new()
-                        } else if old.table.is_some() {
-                            inner.read_compressed(&key, &old, 0..keep_bytes).await?
-                        } else {
-                            inner.get_range(&key, &old, 0..keep_bytes).await?.to_vec()
-                        };
-                        meta.segments[keep_segno as usize] =
-                            inner.put_segment(&key, Some(&old), data).await?;
+                        meta.segments[keep_segno as usize] = inner
+                            .rewrite_segment(&key, keep_segno, Some(&old), keep_bytes, None)
+                            .await?;
                     }
                 }
                 Ok(())

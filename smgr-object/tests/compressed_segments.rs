@@ -4,83 +4,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
+mod common;
+
 use std::sync::Arc;
 
-use bytes::Bytes;
+use common::{compressed_relation, get, options, page, read, BS, MAIN};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
-use smgr_api::{BlockSize, Error, ForkNumber, PageBuf, RelFileLocator, Smgr};
-use smgr_object::seekable::compress;
-use smgr_object::{ObjectOptions, ObjectSmgr};
-
-const MAIN: ForkNumber = ForkNumber::Main;
-const BS: usize = 8192;
-
-fn options() -> ObjectOptions {
-    ObjectOptions::new(BlockSize::DEFAULT, 64)
-}
-
-/// A page that compresses like real ones (runs and repeats), distinct per
-/// block and version.
-fn page(version: u32, block: u32) -> Vec<u8> {
-    let mut page: Vec<u8> = (0..BS)
-        .map(|i| ((i / 64) as u8).wrapping_add(version as u8))
-        .collect();
-    page[..4].copy_from_slice(&block.to_le_bytes());
-    page[4..8].copy_from_slice(&version.to_le_bytes());
-    page
-}
-
-async fn get(store: &InMemory, key: &str) -> Option<Bytes> {
-    match store.get(&Path::from(key)).await {
-        Ok(result) => Some(result.bytes().await.unwrap()),
-        Err(object_store::Error::NotFound { .. }) => None,
-        Err(err) => panic!("{err}"),
-    }
-}
-
-/// A 150-block relation in three segments, then every segment object
-/// replaced by its compressed form.
-async fn compressed_relation(store: &Arc<InMemory>) -> RelFileLocator {
-    let rel = RelFileLocator::in_database(5, 16396);
-    let plain = ObjectSmgr::new(store.clone(), "c", options()).unwrap();
-    plain.create(rel, MAIN).await.unwrap();
-    let pages = (0..150).map(|b| PageBuf::copy_from(&page(1, b))).collect();
-    plain.extend(rel, MAIN, 0, pages).await.unwrap();
-    for segno in 0..3 {
-        let key = plain.segment_key(rel, MAIN, segno).unwrap();
-        let bytes = get(store, &key).await.unwrap();
-        let object = compress(&bytes, 16 * BS, 3).unwrap();
-        assert!(
-            object.len() < bytes.len() / 2,
-            "segment {segno} hardly compressed"
-        );
-        store
-            .put(&Path::from(format!("{key}.zst")), PutPayload::from(object))
-            .await
-            .unwrap();
-        store.delete(&Path::from(key)).await.unwrap();
-    }
-    rel
-}
-
-async fn read(
-    smgr: &ObjectSmgr,
-    rel: RelFileLocator,
-    first: u32,
-    n: usize,
-) -> smgr_api::Result<Vec<Vec<u8>>> {
-    let bufs = smgr
-        .readv(
-            rel,
-            MAIN,
-            first,
-            PageBuf::zeroed_blocks(BlockSize::DEFAULT, n),
-        )
-        .await?;
-    Ok(bufs.iter().map(|b| b.to_vec()).collect())
-}
+use smgr_api::{Error, PageBuf, Smgr};
+use smgr_object::ObjectSmgr;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compressed_segments_read_write_extend_truncate() {

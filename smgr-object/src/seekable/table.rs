@@ -1,38 +1,8 @@
-//! The zstd seekable format (`contrib/seekable_format` in the zstd
-//! project): a segment cut into independent zstd frames of `frame_blocks`
-//! blocks, followed by a skippable frame holding the seek table, so any
-//! block run is one ranged GET of the frames it touches. The object stays
-//! a valid zstd stream: `zstd -d` gives back the segment byte for byte.
-//!
-//! Layout of the seek table (little-endian):
-//!
-//! ```text
-//! skippable magic 0x184D2A5E (4) | frame size (4) | entries | footer (9)
-//! entry:  compressed size (4) | decompressed size (4) [| checksum (4)]
-//! footer: number of frames (4) | descriptor (1) | seekable magic 0x8F92EAB1 (4)
-//! ```
-//!
-//! Compression and decompression are the `zstd` crate's (libzstd); only the
-//! seek table is read and written here: it is a few fixed-size fields, and
-//! what the backend needs (the table from the object's tail alone, one
-//! frame into a caller's buffer) is plainer written than adapted. Every
-//! frame carries zstd's own content checksum (XXH64), which libzstd checks
-//! while decompressing, so the seek table's optional checksums are not
-//! written; tables that have them are read.
-//!
-//! This is the format layer of compressed segment objects: the backend
-//! creates them when `ObjectOptions::compression` says so and reads,
-//! rewrites, extends and truncates every `.zst` object it finds. Why the
-//! table is written on the `zstd` crate rather than `zeekstd`, and what is
-//! left: `docs/compression.md`.
+//! The seek table: where each frame is, in the object and decompressed.
 
 use std::ops::Range;
 
 use smgr_api::{Error, Result};
-
-/// Key suffix of compressed segment objects: visible in a LIST, so no
-/// request per object is needed to tell them apart (docs/compression.md).
-pub const COMPRESSED_SUFFIX: &str = ".zst";
 
 /// Magic number of a zstd skippable frame (the variant the format uses).
 pub const SKIPPABLE_MAGIC: u32 = 0x184D_2A5E;
@@ -264,156 +234,15 @@ fn read_u32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(word)
 }
 
-/// Compresses `data` (a segment) into a seekable object: frames of
-/// `frame_bytes` decompressed bytes each (the last may be shorter), each
-/// with zstd's content checksum, then the seek table.
-pub fn compress(data: &[u8], frame_bytes: usize, level: i32) -> Result<Vec<u8>> {
-    compress_with_table(data, frame_bytes, level).map(|(object, _)| object)
-}
-
-/// [`compress`], also returning the seek table written.
-pub fn compress_with_table(
-    data: &[u8],
-    frame_bytes: usize,
-    level: i32,
-) -> Result<(Vec<u8>, SeekTable)> {
-    let mut compressor = FrameCompressor::new(frame_bytes, level)?;
-    let mut out = compressor.push(data)?;
-    let (tail, table) = compressor.finish();
-    out.extend_from_slice(&tail);
-    Ok((out, table))
-}
-
-/// Compresses a segment piece by piece (for uploads that stream a file):
-/// `push` whole frames' worth of bytes (any multiple of `frame_bytes`, and
-/// anything at the very end), then `finish` for the seek table.
-pub struct FrameCompressor {
-    compressor: zstd::bulk::Compressor<'static>,
-    frame_bytes: usize,
-    frames: Vec<FrameEntry>,
-}
-
-impl FrameCompressor {
-    /// Frames of `frame_bytes` bytes at zstd `level`, each with a content
-    /// checksum.
-    pub fn new(frame_bytes: usize, level: i32) -> Result<Self> {
-        let failed = |e: std::io::Error| Error::io("start zstd", "compressor", e);
-        let mut compressor = zstd::bulk::Compressor::new(level).map_err(failed)?;
-        compressor
-            .set_parameter(zstd::zstd_safe::CParameter::ChecksumFlag(true))
-            .map_err(failed)?;
-        Ok(FrameCompressor {
-            compressor,
-            frame_bytes: frame_bytes.max(1),
-            frames: Vec::new(),
-        })
-    }
-
-    /// The compressed frames of `data`.
-    pub fn push(&mut self, data: &[u8]) -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(data.len() / 2);
-        for chunk in data.chunks(self.frame_bytes) {
-            let frame = self
-                .compressor
-                .compress(chunk)
-                .map_err(|e| Error::io("zstd compress", "segment", e))?;
-            self.frames.push(FrameEntry {
-                compressed: frame.len() as u32,
-                decompressed: chunk.len() as u32,
-            });
-            out.extend_from_slice(&frame);
-        }
-        Ok(out)
-    }
-
-    /// The seek table to append, and the table itself.
-    pub fn finish(self) -> (Vec<u8>, SeekTable) {
-        let table = SeekTable::new(self.frames);
-        (table.to_bytes(), table)
-    }
-}
-
-/// Reads the seek table of the compressed object `key` (`object_len`
-/// bytes) from its tail: one ranged GET of the last 64 KiB, one more if
-/// the table is longer; pinned to `if_match` when given.
-pub async fn fetch_seek_table(
-    store: &dyn object_store::ObjectStore,
-    key: &str,
-    object_len: u64,
-    if_match: Option<String>,
-    version: Option<String>,
-    max_frame_bytes: u64,
-) -> Result<SeekTable> {
-    let mut want = object_len.min(64 << 10);
-    loop {
-        let options = object_store::GetOptions {
-            range: Some(object_store::GetRange::Bounded(
-                object_len - want..object_len,
-            )),
-            if_match: if_match.clone(),
-            version: version.clone(),
-            ..object_store::GetOptions::default()
-        };
-        let tail = store
-            .get_opts(&object_store::path::Path::from(key), options)
-            .await
-            .map_err(|err| crate::error::from_store("read seek table of", key, err))?
-            .bytes()
-            .await
-            .map_err(|err| crate::error::from_store("read seek table of", key, err))?;
-        match SeekTable::parse_tail(key, &tail, object_len, max_frame_bytes)? {
-            Tail::Table(table) => return Ok(table),
-            Tail::NeedBytes(n) if n > want && n <= object_len => want = n,
-            Tail::NeedBytes(_) | Tail::Plain => {
-                return Err(Error::CorruptObject {
-                    key: key.to_owned(),
-                    detail:
-                        "named .zst but not in the zstd seekable format (no seek table at its end)"
-                            .to_owned(),
-                })
-            }
-        }
-    }
-}
-
-/// Decompresses frame `index` of object `key` (its bytes in `frame`)
-/// into `out`, which must be exactly the frame's decompressed size. A frame
-/// that does not decompress, fails its checksum or has another size is an
-/// error naming the key and the frame.
-pub fn decompress_frame(key: &str, index: usize, frame: &[u8], out: &mut [u8]) -> Result<()> {
-    let bad = |detail: String| Error::CorruptObject {
-        key: key.to_owned(),
-        detail,
-    };
-    let mut decompressor = zstd::bulk::Decompressor::new()
-        .map_err(|e| bad(format!("frame {index}: cannot start zstd: {e}")))?;
-    let expected = out.len();
-    let written = decompressor.decompress_to_buffer(frame, out).map_err(|e| {
-        bad(format!(
-            "frame {index} ({} bytes) does not decompress: {e}",
-            frame.len()
-        ))
-    })?;
-    if written != expected {
-        return Err(bad(format!(
-            "frame {index} decompressed to {written} bytes, the seek table says {expected}"
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::seekable::compress;
 
-    fn segment(len: usize) -> Vec<u8> {
-        (0..len)
-            .map(|i| ((i / 7) as u8).wrapping_mul(13) ^ (i % 251) as u8)
-            .collect()
-    }
+    use crate::seekable::test_segment as segment;
 
     #[test]
-    fn round_trip_through_the_table_and_single_frames() {
+    fn frames_are_found_by_decompressed_range() {
         let data = segment(16 * 8192 * 5 + 8192 * 3);
         let object = compress(&data, 16 * 8192, 3).unwrap();
         let Tail::Table(table) =
@@ -424,18 +253,14 @@ mod tests {
         assert_eq!(table.frames().len(), 6);
         assert_eq!(table.decompressed_len(), data.len() as u64);
         // Blocks 70..90 (8 KiB) span frames 4 and 5.
-        let frames = table.frames_for(70 * 8192..90 * 8192);
-        assert_eq!(frames, 4..6);
-        let mut out = Vec::new();
-        for i in frames.clone() {
-            let c = table.compressed_range(i..i + 1);
-            let d = table.decompressed_range(i..i + 1);
-            let mut buf = vec![0u8; (d.end - d.start) as usize];
-            decompress_frame("k", i, &object[c.start as usize..c.end as usize], &mut buf).unwrap();
-            out.extend_from_slice(&buf);
-        }
-        let d = table.decompressed_range(frames);
-        assert_eq!(out, data[d.start as usize..d.end as usize]);
+        assert_eq!(table.frames_for(70 * 8192..90 * 8192), 4..6);
+        assert_eq!(table.frames_for(0..1), 0..1);
+        assert_eq!(table.frames_for(16 * 8192..32 * 8192), 1..2);
+        assert_eq!(table.frames_for(5..5), 0..0);
+        assert_eq!(
+            table.compressed_len() + table.table_len(),
+            object.len() as u64
+        );
     }
 
     #[test]
@@ -487,26 +312,5 @@ mod tests {
         let mut reserved = object.clone();
         reserved[at + 4] = 0x04;
         check(&reserved, len, 1 << 20, "reserved bits");
-    }
-
-    #[test]
-    fn a_damaged_frame_is_an_error_not_wrong_bytes() {
-        let data = segment(8192 * 16);
-        let object = compress(&data, 8 * 8192, 3).unwrap();
-        let Tail::Table(table) =
-            SeekTable::parse_tail("k", &object, object.len() as u64, 1 << 20).unwrap()
-        else {
-            panic!()
-        };
-        let c = table.compressed_range(1..2);
-        let mut frame = object[c.start as usize..c.end as usize].to_vec();
-        let mid = frame.len() / 2;
-        frame[mid] ^= 0x40;
-        let mut out = vec![0u8; 8 * 8192];
-        let err = decompress_frame("base/5/1", 1, &frame, &mut out).unwrap_err();
-        assert!(
-            err.to_string().contains("base/5/1") && err.to_string().contains("frame 1"),
-            "{err}"
-        );
     }
 }
