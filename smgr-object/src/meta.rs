@@ -68,23 +68,41 @@ impl ForkMeta {
     }
 }
 
-/// A fork whose segments have an impossible shape, kept apart so that it
-/// fails alone and not the other forks listed with it.
+/// A fork whose segments have an impossible shape, or a compressed
+/// segment whose seek table is damaged, kept apart so that it fails alone
+/// and not the other forks listed with it.
 #[derive(Clone, Debug)]
-pub(crate) struct Corrupt {
-    path: String,
-    segno: u32,
-    blocks: u64,
-    detail: &'static str,
+pub(crate) enum Corrupt {
+    Shape {
+        path: String,
+        segno: u32,
+        blocks: u64,
+        detail: &'static str,
+    },
+    Object {
+        key: String,
+        detail: String,
+    },
 }
 
 impl Corrupt {
     fn error(&self) -> Error {
-        Error::CorruptSegment {
-            path: self.path.clone(),
-            segno: self.segno,
-            segment_blocks_found: self.blocks,
-            detail: self.detail,
+        match self {
+            Corrupt::Shape {
+                path,
+                segno,
+                blocks,
+                detail,
+            } => Error::CorruptSegment {
+                path: path.clone(),
+                segno: *segno,
+                segment_blocks_found: *blocks,
+                detail,
+            },
+            Corrupt::Object { key, detail } => Error::CorruptObject {
+                key: key.clone(),
+                detail: detail.clone(),
+            },
         }
     }
 }
@@ -183,7 +201,8 @@ impl MetaCache {
             listed.push((seg, meta, compressed.then(|| key.to_owned())));
         }
         // The seek tables of compressed segments, a tail GET each, many at
-        // once (a database directory holds a thousand segments).
+        // once (a database directory holds a thousand segments). A damaged
+        // table makes its fork corrupt, not the whole directory.
         let with_tables: Vec<_> = futures::stream::iter(listed)
             .map(|(seg, mut meta, compressed)| async move {
                 if let Some(key) = compressed {
@@ -193,19 +212,27 @@ impl MetaCache {
                         meta.stored,
                         meta.e_tag.clone(),
                         meta.version.clone(),
-                        opts.segment_bytes(),
+                        opts.max_frame_bytes(),
                     )
-                    .await?;
-                    meta.size = table.decompressed_len();
-                    meta.table = Some(Arc::new(table));
+                    .await;
+                    match table {
+                        Ok(table) => {
+                            meta.size = table.decompressed_len();
+                            meta.table = Some(Arc::new(table));
+                        }
+                        Err(Error::CorruptObject { key, detail }) => {
+                            return Ok((seg, Err(Corrupt::Object { key, detail })));
+                        }
+                        Err(err) => return Err(err),
+                    }
                 }
-                Ok::<_, Error>((seg, meta))
+                Ok::<_, Error>((seg, Ok(meta)))
             })
             .buffer_unordered(16)
             .try_collect()
             .await?;
-        let mut found: HashMap<(RelFileLocator, ForkNumber), Vec<(u32, SegmentMeta)>> =
-            HashMap::new();
+        type Listed = Vec<(u32, Result<SegmentMeta, Corrupt>)>;
+        let mut found: HashMap<(RelFileLocator, ForkNumber), Listed> = HashMap::new();
         for (seg, meta) in with_tables {
             found
                 .entry((seg.locator, seg.fork))
@@ -215,7 +242,19 @@ impl MetaCache {
         let mut forks = HashMap::new();
         for ((rel, fork), mut segments) in found {
             segments.sort_by_key(|(segno, _)| *segno);
-            forks.insert((rel, fork), shape(opts, rel, fork, segments)?);
+            let fork_meta = match segments.iter().find_map(|(_, m)| m.as_ref().err()) {
+                Some(corrupt) => Err(corrupt.clone()),
+                None => shape(
+                    opts,
+                    rel,
+                    fork,
+                    segments
+                        .into_iter()
+                        .filter_map(|(segno, m)| m.ok().map(|m| (segno, m)))
+                        .collect(),
+                )?,
+            };
+            forks.insert((rel, fork), fork_meta);
         }
         let mut state = self.state();
         for (key, meta) in forks {
@@ -259,7 +298,7 @@ fn shape(
     let bs = u64::from(opts.block_size.get());
     let corrupt =
         |segno: u32, size: u64, detail: &'static str| -> Result<Result<ForkMeta, Corrupt>> {
-            Ok(Err(Corrupt {
+            Ok(Err(Corrupt::Shape {
                 path: opts.naming.segment_path(rel, fork, segno)?,
                 segno,
                 blocks: size / bs,

@@ -24,6 +24,12 @@ pub struct ObjectOptions {
     /// concurrent writer is detected. Turn off only for stores that do not
     /// support them (a local directory); writes then overwrite blindly.
     pub conditional_writes: bool,
+    /// The largest frame a compressed object may have, in blocks (default
+    /// 256: 2 MiB of 8 KiB pages; never less than the `frame_blocks` of
+    /// `compression`). A seek table with a bigger frame is refused as
+    /// corrupt when the object is listed: decompressing a frame needs
+    /// memory of its size, so a hostile or broken table must not choose it.
+    pub max_frame_blocks: u32,
 }
 
 impl Default for ObjectOptions {
@@ -35,6 +41,7 @@ impl Default for ObjectOptions {
             prefetch_cache_bytes: 256 << 20,
             compression: Compression::None,
             conditional_writes: true,
+            max_frame_blocks: 256,
         }
     }
 }
@@ -59,6 +66,22 @@ impl ObjectOptions {
     pub fn compression(mut self, compression: Compression) -> Self {
         self.compression = compression;
         self
+    }
+
+    /// The same accepting compressed frames of up to `blocks` blocks.
+    pub fn max_frame_blocks(mut self, blocks: u32) -> Self {
+        self.max_frame_blocks = blocks;
+        self
+    }
+
+    /// Bytes a compressed object's frame may decompress to: the larger of
+    /// `max_frame_blocks` and the `frame_blocks` this backend writes.
+    pub fn max_frame_bytes(&self) -> u64 {
+        let writes = match self.compression {
+            Compression::Zstd { frame_blocks, .. } => frame_blocks,
+            Compression::None => 0,
+        };
+        u64::from(self.max_frame_blocks.max(writes).max(1)) * u64::from(self.block_size.get())
     }
 
     /// The same with another prefetch cache size.

@@ -12,7 +12,8 @@ use common::{compressed_relation, get, options, page, read, BS, MAIN};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
-use smgr_api::{Error, PageBuf, Smgr};
+use smgr_api::{Error, PageBuf, RelFileLocator, Smgr};
+use smgr_object::seekable::compress;
 use smgr_object::ObjectSmgr;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -117,6 +118,32 @@ async fn damaged_compressed_objects_are_errors_naming_the_key() {
     let smgr = ObjectSmgr::new(store.clone(), "c", options()).unwrap();
     let err = smgr.nblocks(rel, MAIN).await.unwrap_err();
     assert!(err.to_string().contains(&key0), "{err}");
+    // Only that fork: another relation in the same directory still reads.
+    let other = RelFileLocator::in_database(5, 16397);
+    smgr.create(other, MAIN).await.unwrap();
+    let pages = vec![PageBuf::copy_from(&page(1, 0))];
+    smgr.extend(other, MAIN, 0, pages).await.unwrap();
+    let fresh = ObjectSmgr::new(store.clone(), "c", options()).unwrap();
+    assert!(fresh.nblocks(rel, MAIN).await.is_err());
+    assert!(read(&fresh, other, 0, 1).await.unwrap()[0] == page(1, 0));
+
+    // Frames bigger than a reader accepts (32 blocks; it takes 16): an
+    // error naming the key when listed, not a 256 KiB allocation per
+    // frame; with the limit raised, the same object reads.
+    let whole = zstd::stream::decode_all(&original[..]).unwrap();
+    let big_frames = compress(&whole, 32 * BS, 3).unwrap();
+    store
+        .put(&Path::from(key0.as_str()), PutPayload::from(big_frames))
+        .await
+        .unwrap();
+    let strict = ObjectSmgr::new(store.clone(), "c", options().max_frame_blocks(16)).unwrap();
+    let err = strict.nblocks(rel, MAIN).await.unwrap_err();
+    assert!(
+        err.to_string().contains(&key0) && err.to_string().contains("more than a frame may hold"),
+        "{err}"
+    );
+    let lenient = ObjectSmgr::new(store.clone(), "c", options().max_frame_blocks(32)).unwrap();
+    assert!(read(&lenient, rel, 40, 1).await.unwrap()[0] == page(1, 40));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
