@@ -30,13 +30,14 @@ pub(crate) async fn zero_damaged_blocks(
     let n = frames.len();
     let mut ok = vec![false; n];
     let mut first_error = None;
+    tracing::debug!(page = %first, blocks = n, error = %err, "damaged run; reading its blocks one by one");
     // A run of one block needs no second read: its error is its own.
     let mut run_error = (n == 1).then_some(err);
     for (k, &frame) in frames.iter().enumerate() {
         let block = first.block + k as BlockNumber;
         let Some(page) = inner.relend(frame) else {
-            first_error.get_or_insert(buffers_not_returned(&inner, first));
-            continue;
+            first_error = Some(buffers_not_returned(&inner, first));
+            break;
         };
         let result = match run_error.take() {
             Some(err) => Err((err, Some(page))),
@@ -67,7 +68,10 @@ pub(crate) async fn zero_damaged_blocks(
         match outcome {
             Ok(()) => ok[k] = true,
             Err(err) => {
-                first_error.get_or_insert(err);
+                // Anything but damage (a failed or refused I/O) ends the
+                // run: its other blocks stay not valid, for a later read.
+                first_error = Some(err);
+                break;
             }
         }
     }

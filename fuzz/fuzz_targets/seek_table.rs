@@ -45,7 +45,7 @@ fuzz_target!(|input: (Vec<u8>, bool, u16, u16, u8, u8)| {
     assert_eq!(table.compressed_len() + table.table_len(), len);
 
     // Every frame into pages; the bytes kept if all decompress.
-    let mut decompressor = FrameDecompressor::new(KEY, BS as u64, 0);
+    let mut decompressor = FrameDecompressor::new(KEY, BS as u64, 0, MAX_FRAME);
     let mut data = Vec::new();
     let mut whole = true;
     for i in 0..table.frames().len() {
@@ -83,6 +83,7 @@ fuzz_target!(|input: (Vec<u8>, bool, u16, u16, u8, u8)| {
         level: 1,
         block_bytes: BS as u64,
         first_block: 0,
+        max_frame_bytes: MAX_FRAME,
     };
     match rewrite.apply(new_len, Some(&patch)) {
         Ok((chunks, new_table)) => {

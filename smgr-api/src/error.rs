@@ -185,13 +185,29 @@ pub enum Error {
     },
 
     /// A stored object is not in the format it claims: a compressed
-    /// segment whose seek table does not add up, or a frame that does not
-    /// decompress or fails its checksum.
+    /// segment whose seek table does not add up, or that has none.
     #[error("corrupt object {key}: {detail}")]
     CorruptObject {
         /// The object's key.
         key: String,
-        /// What is wrong, with the frame and block range where known.
+        /// What is wrong.
+        detail: String,
+    },
+
+    /// One frame of a compressed object does not decompress, decompresses
+    /// to another size than its seek table says, or fails its checksum:
+    /// the blocks it holds are damaged, the object's other frames are not.
+    #[error("corrupt object {key}: frame {frame} (blocks {first_block}..={last_block}) {detail}")]
+    CorruptFrame {
+        /// The object's key.
+        key: String,
+        /// The frame's index in the object.
+        frame: usize,
+        /// The first and last block (of the fork) the frame holds.
+        first_block: u64,
+        /// See `first_block`.
+        last_block: u64,
+        /// What is wrong.
         detail: String,
     },
 
@@ -221,13 +237,14 @@ impl Error {
         }
     }
 
-    /// Whether the stored bytes themselves are damaged where they were
-    /// read (a compressed frame that does not decompress or fails its
-    /// checksum): a problem of those pages, which a read that zeroes
-    /// damaged pages (PostgreSQL's `zero_damaged_pages`) may replace by
-    /// zeros, unlike a failed, refused or misdirected I/O.
+    /// Whether the stored bytes of the blocks read are damaged themselves
+    /// ([`Error::CorruptFrame`]): a problem of those pages, which a read
+    /// that zeroes damaged pages (PostgreSQL's `zero_damaged_pages`) may
+    /// replace by zeros. Not a failed, refused or misdirected I/O, and not
+    /// a damaged object as a whole (a bad seek table says nothing about
+    /// which blocks exist).
     pub fn is_damaged_data(&self) -> bool {
-        matches!(self, Error::CorruptObject { .. })
+        matches!(self, Error::CorruptFrame { .. })
     }
 
     /// Wraps an `io::Error` with the operation and file it came from.

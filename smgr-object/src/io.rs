@@ -176,7 +176,8 @@ impl Inner {
         let stored = table.compressed_range(frames.clone());
         let bytes = self.fetch(key, seg, stored.clone()).await?;
         let bs = self.opts.block_size.bytes();
-        let mut decompressor = FrameDecompressor::new(key, bs as u64, first_block);
+        let mut decompressor =
+            FrameDecompressor::new(key, bs as u64, first_block, self.opts.max_frame_bytes());
         for i in frames {
             let c = table.compressed_range(i..i + 1);
             let d = table.decompressed_range(i..i + 1);
@@ -201,9 +202,10 @@ impl Inner {
     /// so a concurrent writer is an error, not a loss.
     ///
     /// A compressed segment stays compressed in frames of the size it had,
-    /// and only the frames the change touches are decompressed and
-    /// compressed again; the others keep their bytes (only the frames kept
-    /// are fetched). A new segment is compressed if the options say so.
+    /// and only the frames the change touches are compressed again (and
+    /// decompressed first unless the change covers them whole); the others
+    /// keep their bytes. Frames past the new end are not fetched. A new
+    /// segment is compressed if the options say so.
     pub async fn rewrite_segment(
         &self,
         key: &str,
@@ -240,11 +242,17 @@ impl Inner {
             } => (level, frame_blocks as usize * bs),
             crate::Compression::None => (3, 16 * bs),
         };
-        // An existing object keeps its frame size.
-        let frame_bytes = table
-            .frames()
-            .first()
-            .map_or(frame_bytes, |f| f.decompressed as usize);
+        // An existing object keeps its frame size, which its first frame
+        // shows once it has a second (a lone first frame may just be
+        // short: a segment grown a block at a time must not be stuck with
+        // one-block frames). Always whole blocks, and never more than a
+        // reader accepts.
+        let frame_bytes = match table.frames() {
+            [first, _, ..] => first.decompressed as usize,
+            _ => frame_bytes,
+        };
+        let max = usize::try_from(self.opts.max_frame_bytes()).unwrap_or(usize::MAX);
+        let frame_bytes = (frame_bytes / bs * bs).clamp(bs, max.max(bs));
         // Only the old frames that start before the new end are needed.
         let kept = table.frames_for(0..new_len).end;
         let fetch_end = table.compressed_range(0..kept).end;
@@ -260,6 +268,7 @@ impl Inner {
             level,
             block_bytes: bs as u64,
             first_block: u64::from(segno) * u64::from(self.opts.segment_blocks),
+            max_frame_bytes: self.opts.max_frame_bytes(),
         };
         let (chunks, new_table) = rewrite.apply(new_len, patch)?;
         let mut meta = self

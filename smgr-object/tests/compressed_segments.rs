@@ -101,7 +101,7 @@ async fn damaged_compressed_objects_are_errors_naming_the_key() {
         .unwrap();
     let smgr = ObjectSmgr::new(store.clone(), "c", options()).unwrap();
     let err = read(&smgr, rel, 0, 4).await.unwrap_err();
-    assert!(matches!(err, Error::CorruptObject { .. }), "{err}");
+    assert!(matches!(err, Error::CorruptFrame { frame: 0, .. }), "{err}");
     assert!(
         err.to_string().contains(&key0) && err.to_string().contains("frame 0"),
         "{err}"
@@ -123,8 +123,20 @@ async fn damaged_compressed_objects_are_errors_naming_the_key() {
     smgr.create(other, MAIN).await.unwrap();
     let pages = vec![PageBuf::copy_from(&page(1, 0))];
     smgr.extend(other, MAIN, 0, pages).await.unwrap();
+    // An empty object named .zst: the same, an error for its fork only.
+    let empty = RelFileLocator::in_database(5, 16398);
+    let empty_key = format!("{}.zst", smgr.segment_key(empty, MAIN, 0).unwrap());
+    store
+        .put(&Path::from(empty_key.as_str()), PutPayload::new())
+        .await
+        .unwrap();
     let fresh = ObjectSmgr::new(store.clone(), "c", options()).unwrap();
     assert!(fresh.nblocks(rel, MAIN).await.is_err());
+    let err = fresh.nblocks(empty, MAIN).await.unwrap_err();
+    assert!(
+        matches!(err, Error::CorruptObject { ref key, .. } if *key == empty_key),
+        "{err}"
+    );
     assert!(read(&fresh, other, 0, 1).await.unwrap()[0] == page(1, 0));
 
     // Frames bigger than a reader accepts (32 blocks; it takes 16): an

@@ -10,7 +10,7 @@ mod common;
 use std::ops::Range;
 use std::sync::Arc;
 
-use common::{compressed_relation, get, options, page, read, BS, MAIN};
+use common::{compressed_relation, damage_frame_1, get, options, page, read, BS, MAIN};
 use object_store::memory::InMemory;
 use smgr_api::{PageBuf, RelFileLocator, Smgr};
 use smgr_object::seekable::{FrameCompressor, SeekTable, Tail};
@@ -144,4 +144,54 @@ async fn only_the_touched_frames_change() {
         .collect();
     fresh.extend(rel, MAIN, 100, pages).await.unwrap();
     expect_pages(&fresh, rel, 96..101, |b| if b == 100 { 5 } else { 1 }).await;
+}
+
+/// A compressed segment grown a block at a time still gets frames of
+/// `frame_blocks` (its short last frame grows), not one frame per block.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_segment_grown_block_by_block_gets_full_frames() {
+    let store = Arc::new(InMemory::new());
+    let compression = Compression::Zstd {
+        level: 3,
+        frame_blocks: 4,
+    };
+    let smgr = ObjectSmgr::new(store.clone(), "c", options().compression(compression)).unwrap();
+    let rel = RelFileLocator::in_database(5, 16500);
+    smgr.create(rel, MAIN).await.unwrap();
+    for b in 0..10 {
+        let pages = vec![PageBuf::copy_from(&page(1, b))];
+        smgr.extend(rel, MAIN, b, pages).await.unwrap();
+    }
+    let sizes: Vec<usize> = frames(&store, &smgr, rel, 0)
+        .await
+        .iter()
+        .map(|f| zstd::stream::decode_all(&f[..]).unwrap().len() / BS)
+        .collect();
+    assert_eq!(sizes, vec![4, 4, 2]);
+    expect_pages(&smgr, rel, 0..10, |_| 1).await;
+}
+
+/// A write covering a damaged frame whole replaces it (nothing of the old
+/// frame is needed); a write into part of it is an error naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_frame_can_be_overwritten_whole() {
+    let store = Arc::new(InMemory::new());
+    let rel = compressed_relation(&store).await;
+    let key = damage_frame_1(&store, rel).await;
+    let smgr = ObjectSmgr::new(store.clone(), "c", options()).unwrap();
+    let partial = vec![PageBuf::copy_from(&page(2, 20))];
+    let err = smgr.writev(rel, MAIN, 20, partial).await.unwrap_err();
+    assert!(
+        err.to_string().contains(&key) && err.to_string().contains("frame 1"),
+        "{err}"
+    );
+    let whole = (16..32).map(|b| PageBuf::copy_from(&page(2, b))).collect();
+    smgr.writev(rel, MAIN, 16, whole).await.unwrap();
+    expect_pages(
+        &smgr,
+        rel,
+        0..64,
+        |b| if (16..32).contains(&b) { 2 } else { 1 },
+    )
+    .await;
 }

@@ -11,33 +11,13 @@ mod common;
 use std::sync::Arc;
 
 use bufmgr::{BufferPool, PoolConfig, ReadBufferMode};
-use common::{compressed_relation, get, options, page, MAIN};
+use common::{compressed_relation, damage_frame_1, get, options, page, MAIN};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use smgr_api::{PageFormat, RelFileLocator};
-use smgr_object::seekable::{SeekTable, Tail};
 use smgr_object::ObjectSmgr;
 use streamread::{ReadStream, StreamConfig, StreamFlags};
-
-/// Flips a byte in the middle of frame 1 (blocks 16..=31) of segment 0.
-async fn damage_frame_1(store: &InMemory, rel: RelFileLocator) -> String {
-    let smgr = ObjectSmgr::new(Arc::new(InMemory::new()), "c", options()).unwrap();
-    let key = format!("{}.zst", smgr.segment_key(rel, MAIN, 0).unwrap());
-    let mut object = get(store, &key).await.unwrap().to_vec();
-    let Tail::Table(table) =
-        SeekTable::parse_tail(&key, &object, object.len() as u64, 1 << 20).unwrap()
-    else {
-        panic!("no seek table");
-    };
-    let c = table.compressed_range(1..2);
-    object[((c.start + c.end) / 2) as usize] ^= 0x55;
-    store
-        .put(&Path::from(key.as_str()), PutPayload::from(object))
-        .await
-        .unwrap();
-    key
-}
 
 /// Scans blocks 0..150 in `mode`: the pages (None where the stream gave
 /// an error) and the pool.
@@ -109,5 +89,32 @@ async fn a_bad_frame_is_an_error_or_zeros_and_nothing_else() {
         }
     }
     assert_eq!(pool.stats().pages_zeroed_on_error, 16);
+    assert!(pool.census().is_quiet(), "{:?}", pool.census());
+}
+
+/// A damaged seek table is not damaged pages: it says nothing about which
+/// blocks exist, so even `ZeroOnError` reads fail, and nothing is zeroed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_seek_table_is_an_error_even_when_zeroing() {
+    let store = Arc::new(InMemory::new());
+    let rel = compressed_relation(&store).await;
+    let smgr = ObjectSmgr::new(Arc::new(InMemory::new()), "c", options()).unwrap();
+    let key = format!("{}.zst", smgr.segment_key(rel, MAIN, 0).unwrap());
+    let mut object = get(&store, &key).await.unwrap().to_vec();
+    // The frame count in the footer, one too many.
+    let at = object.len() - 9;
+    let frames = u32::from_le_bytes(object[at..at + 4].try_into().unwrap());
+    object[at..at + 4].copy_from_slice(&(frames + 1).to_le_bytes());
+    store
+        .put(&Path::from(key.as_str()), PutPayload::from(object))
+        .await
+        .unwrap();
+    let (pages, errors, pool) = scan(store, ReadBufferMode::ZeroOnError).await;
+    assert!(pages.iter().all(Option::is_none), "a block was served");
+    assert!(
+        !errors.is_empty() && errors.iter().all(|e| e.contains(&key)),
+        "{errors:?}"
+    );
+    assert_eq!(pool.stats().pages_zeroed_on_error, 0);
     assert!(pool.census().is_quiet(), "{:?}", pool.census());
 }

@@ -1,9 +1,21 @@
 //! Frames decompressed straight into the caller's pages.
 
+use std::cell::RefCell;
 use std::ops::Range;
 
 use smgr_api::{Error, Result};
-use zstd::zstd_safe::{DCtx, InBuffer, OutBuffer, ResetDirective};
+use zstd::zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer, ResetDirective};
+
+thread_local! {
+    /// One decompression context per thread, reused by every frame
+    /// decompressed on it: making a context costs about a third of
+    /// decompressing a 128 KiB frame (BENCHMARKS.md), and a read is often
+    /// one frame.
+    static CONTEXT: RefCell<Option<DCtx<'static>>> = const { RefCell::new(None) };
+}
+
+/// Scratch for the bytes of a frame outside the run being read.
+const SCRATCH: usize = 32 << 10;
 
 /// Decompresses the frames of one segment object, one at a time, into
 /// whatever slices the caller hands it (the pool's page buffers): libzstd
@@ -12,39 +24,48 @@ use zstd::zstd_safe::{DCtx, InBuffer, OutBuffer, ResetDirective};
 /// want (a run that starts or ends inside a frame) are still decoded, into
 /// a small scratch area, because the frame's checksum covers all of it.
 ///
-/// Errors are [`Error::CorruptObject`] naming the key, the frame and the
+/// Errors are [`Error::CorruptFrame`] naming the key, the frame and the
 /// blocks it holds; the pages handed in then hold unspecified bytes.
 pub struct FrameDecompressor {
-    dctx: DCtx<'static>,
     key: String,
     /// To name blocks in errors: the block size, and the fork block number
     /// of the segment's first block.
     block_bytes: u64,
     first_block: u64,
+    /// log2 of the largest window libzstd may allocate for a frame.
+    window_log_max: u32,
     scratch: Vec<u8>,
 }
 
 impl FrameDecompressor {
     /// A decompressor for the frames of object `key`, a segment whose first
     /// block is `first_block` of its fork, in blocks of `block_bytes`.
-    pub fn new(key: &str, block_bytes: u64, first_block: u64) -> Self {
+    ///
+    /// `max_frame_bytes` (the largest frame the seek table was allowed)
+    /// bounds the memory a frame's header can make libzstd allocate: the
+    /// window may be no larger than that, or 8 MiB, whichever is more (a
+    /// frame written without its content size, as streaming writers do,
+    /// asks for a window by level, up to 8 MiB at level 19).
+    pub fn new(key: &str, block_bytes: u64, first_block: u64, max_frame_bytes: u64) -> Self {
+        let log2 = u64::BITS - max_frame_bytes.max(1).saturating_sub(1).leading_zeros();
         FrameDecompressor {
-            dctx: DCtx::create(),
             key: key.to_owned(),
             block_bytes: block_bytes.max(1),
             first_block,
+            window_log_max: log2.clamp(23, 30),
             scratch: Vec::new(),
         }
     }
 
     /// The error for frame `index` (decompressed bytes `logical` of the
     /// segment).
-    pub fn error(&self, index: usize, logical: &Range<u64>, what: String) -> Error {
-        let first = self.first_block + logical.start / self.block_bytes;
-        let last = self.first_block + logical.end.saturating_sub(1) / self.block_bytes;
-        Error::CorruptObject {
+    fn error(&self, index: usize, logical: &Range<u64>, what: String) -> Error {
+        Error::CorruptFrame {
             key: self.key.clone(),
-            detail: format!("frame {index} (blocks {first}..={last}) {what}"),
+            frame: index,
+            first_block: self.first_block + logical.start / self.block_bytes,
+            last_block: self.first_block + logical.end.saturating_sub(1) / self.block_bytes,
+            detail: what,
         }
     }
 
@@ -62,187 +83,145 @@ impl FrameDecompressor {
         keep: Range<u64>,
         out: &mut [&mut [u8]],
     ) -> Result<()> {
-        debug_assert!(logical.start <= keep.start && keep.end <= logical.end);
         let wanted: usize = out.iter().map(|s| s.len()).sum();
-        if wanted as u64 != keep.end - keep.start {
+        if keep.start < logical.start
+            || keep.end > logical.end
+            || keep.start > keep.end
+            || wanted as u64 != keep.end - keep.start
+        {
             return Err(self.error(
                 index,
                 &logical,
                 format!(
-                    "was asked for {} bytes into buffers of {wanted}",
-                    keep.end - keep.start
+                    "was asked for bytes {}..{} of {}..{} into buffers of {wanted}",
+                    keep.start, keep.end, logical.start, logical.end
                 ),
             ));
         }
+        if self.scratch.len() < SCRATCH && keep != logical {
+            self.scratch.resize(SCRATCH, 0);
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = CONTEXT.with(|cell| {
+            let mut slot = cell.borrow_mut();
+            let dctx = slot.get_or_insert_with(DCtx::create);
+            let mut state = Frame {
+                dctx,
+                input: InBuffer::around(frame),
+                written: 0,
+                finished: false,
+            };
+            state
+                .start(self.window_log_max)
+                .and_then(|()| state.discard(&mut scratch, keep.start - logical.start))
+                .and_then(|()| out.iter_mut().try_for_each(|slice| state.fill(slice)))
+                .and_then(|()| state.discard(&mut scratch, logical.end - keep.end))
+                .and_then(|()| state.finish(frame.len(), logical.end - logical.start))
+        });
+        self.scratch = scratch;
+        result.map_err(|what| self.error(index, &logical, what))
+    }
+}
+
+/// The decoding of one frame; errors say what is wrong with it.
+struct Frame<'a, 'f> {
+    dctx: &'a mut DCtx<'static>,
+    input: InBuffer<'f>,
+    written: u64,
+    finished: bool,
+}
+
+impl Frame<'_, '_> {
+    fn start(&mut self, window_log_max: u32) -> std::result::Result<(), String> {
         self.dctx
             .reset(ResetDirective::SessionOnly)
-            .map_err(|code| self.zstd_error(index, &logical, frame, code))?;
-        let mut input = InBuffer::around(frame);
-        let mut written = 0u64;
-        let mut finished = false;
-        // Before the kept bytes, the kept bytes, after them.
-        self.discard(
-            index,
-            &logical,
-            frame,
-            &mut input,
-            keep.start - logical.start,
-            &mut written,
-            &mut finished,
-        )?;
-        for slice in out.iter_mut() {
-            self.fill(
-                index,
-                &logical,
-                frame,
-                &mut input,
-                slice,
-                &mut written,
-                &mut finished,
-            )?;
+            .map_err(zstd_error)?;
+        self.dctx
+            .set_parameter(DParameter::WindowLogMax(window_log_max))
+            .map_err(zstd_error)
+            .map(drop)
+    }
+
+    /// Decodes the next `len` bytes of the frame into `scratch`, dropped.
+    fn discard(&mut self, scratch: &mut [u8], mut len: u64) -> std::result::Result<(), String> {
+        while len > 0 {
+            let n = len.min(scratch.len() as u64) as usize;
+            self.fill(&mut scratch[..n])?;
+            len -= n as u64;
         }
-        self.discard(
-            index,
-            &logical,
-            frame,
-            &mut input,
-            logical.end - keep.end,
-            &mut written,
-            &mut finished,
-        )?;
-        // Every byte is out; the frame must end here (libzstd checks its
-        // checksum as it reads the end), with nothing after it.
-        let mut extra = [0u8; 1];
-        while !finished {
-            let mut output = OutBuffer::around(&mut extra[..]);
-            let before = input.pos;
-            let hint = self
-                .dctx
-                .decompress_stream(&mut output, &mut input)
-                .map_err(|code| self.zstd_error(index, &logical, frame, code))?;
-            if output.pos() > 0 {
-                return Err(self.error(
-                    index,
-                    &logical,
-                    format!(
-                        "decompresses to more than the {} bytes its seek table says",
-                        logical.end - logical.start
-                    ),
+        Ok(())
+    }
+
+    /// Decodes the next `slice.len()` bytes of the frame into `slice`.
+    fn fill(&mut self, slice: &mut [u8]) -> std::result::Result<(), String> {
+        let mut filled = 0;
+        while filled < slice.len() {
+            if self.finished {
+                return Err(format!(
+                    "decompresses to {} bytes, fewer than its seek table says",
+                    self.written
                 ));
             }
-            finished = hint == 0;
-            if !finished && input.pos == before {
-                return Err(self.truncated(index, &logical, frame));
+            let mut output = OutBuffer::around(&mut slice[filled..]);
+            let before = self.input.pos;
+            let hint = self
+                .dctx
+                .decompress_stream(&mut output, &mut self.input)
+                .map_err(zstd_error)?;
+            let n = output.pos();
+            filled += n;
+            self.written += n as u64;
+            self.finished = hint == 0;
+            if n == 0 && self.input.pos == before && !self.finished {
+                return Err(self.truncated());
             }
         }
-        if input.pos != frame.len() {
-            return Err(self.error(
-                index,
-                &logical,
-                format!("ends after {} of its {} bytes", input.pos, frame.len()),
+        Ok(())
+    }
+
+    /// After every byte is out, the frame must end (libzstd checks its
+    /// checksum as it reads the end), with nothing after it.
+    fn finish(&mut self, frame_len: usize, expected: u64) -> std::result::Result<(), String> {
+        let mut extra = [0u8; 1];
+        while !self.finished {
+            let mut output = OutBuffer::around(&mut extra[..]);
+            let before = self.input.pos;
+            let hint = self
+                .dctx
+                .decompress_stream(&mut output, &mut self.input)
+                .map_err(zstd_error)?;
+            if output.pos() > 0 {
+                return Err(format!(
+                    "decompresses to more than the {expected} bytes its seek table says"
+                ));
+            }
+            self.finished = hint == 0;
+            if !self.finished && self.input.pos == before {
+                return Err(self.truncated());
+            }
+        }
+        if self.input.pos != frame_len {
+            return Err(format!(
+                "ends after {} of its {frame_len} bytes",
+                self.input.pos
             ));
         }
         Ok(())
     }
 
-    /// Decodes the next `len` bytes of the frame into the scratch area.
-    #[allow(clippy::too_many_arguments)] // the state of one `decompress`
-    fn discard(
-        &mut self,
-        index: usize,
-        logical: &Range<u64>,
-        frame: &[u8],
-        input: &mut InBuffer<'_>,
-        mut len: u64,
-        written: &mut u64,
-        finished: &mut bool,
-    ) -> Result<()> {
-        const SCRATCH: usize = 32 << 10;
-        if len > 0 && self.scratch.len() < SCRATCH {
-            self.scratch.resize(SCRATCH, 0);
-        }
-        let mut scratch = std::mem::take(&mut self.scratch);
-        let result = (|| {
-            while len > 0 {
-                let n = len.min(SCRATCH as u64) as usize;
-                self.fill(
-                    index,
-                    logical,
-                    frame,
-                    input,
-                    &mut scratch[..n],
-                    written,
-                    finished,
-                )?;
-                len -= n as u64;
-            }
-            Ok(())
-        })();
-        self.scratch = scratch;
-        result
-    }
-
-    /// Decodes the next `slice.len()` bytes of the frame into `slice`.
-    #[allow(clippy::too_many_arguments)] // the state of one `decompress`
-    fn fill(
-        &mut self,
-        index: usize,
-        logical: &Range<u64>,
-        frame: &[u8],
-        input: &mut InBuffer<'_>,
-        slice: &mut [u8],
-        written: &mut u64,
-        finished: &mut bool,
-    ) -> Result<()> {
-        let mut filled = 0;
-        while filled < slice.len() {
-            if *finished {
-                return Err(self.error(
-                    index,
-                    logical,
-                    format!(
-                        "decompresses to {} bytes, its seek table says {}",
-                        *written,
-                        logical.end - logical.start
-                    ),
-                ));
-            }
-            let mut output = OutBuffer::around(&mut slice[filled..]);
-            let before = input.pos;
-            let hint = self
-                .dctx
-                .decompress_stream(&mut output, input)
-                .map_err(|code| self.zstd_error(index, logical, frame, code))?;
-            let n = output.pos();
-            filled += n;
-            *written += n as u64;
-            *finished = hint == 0;
-            if n == 0 && input.pos == before && !*finished {
-                return Err(self.truncated(index, logical, frame));
-            }
-        }
-        Ok(())
-    }
-
-    fn truncated(&self, index: usize, logical: &Range<u64>, frame: &[u8]) -> Error {
-        self.error(
-            index,
-            logical,
-            format!("is cut short: its {} bytes end mid-frame", frame.len()),
+    fn truncated(&self) -> String {
+        format!(
+            "is cut short: its {} bytes end mid-frame",
+            self.input.src.len()
         )
     }
+}
 
-    fn zstd_error(&self, index: usize, logical: &Range<u64>, frame: &[u8], code: usize) -> Error {
-        self.error(
-            index,
-            logical,
-            format!(
-                "({} bytes) does not decompress: {}",
-                frame.len(),
-                zstd::zstd_safe::get_error_name(code)
-            ),
-        )
-    }
+fn zstd_error(code: usize) -> String {
+    format!(
+        "does not decompress: {}",
+        zstd::zstd_safe::get_error_name(code)
+    )
 }
 
 #[cfg(test)]
@@ -266,7 +245,7 @@ mod tests {
         let data = segment(16 * 8192 * 3 + 8192 * 5);
         let object = compress(&data, 16 * 8192, 3).unwrap();
         let table = table(&object);
-        let mut d = FrameDecompressor::new("k", 8192, 0);
+        let mut d = FrameDecompressor::new("k", 8192, 0, 1 << 20);
         for (first, count) in [
             (0usize, 1usize),
             (3, 20),
@@ -313,7 +292,7 @@ mod tests {
         let good = object[c.start as usize..c.end as usize].to_vec();
         let logical = table.decompressed_range(1..2);
         let mut page = vec![0u8; 8 * 8192];
-        let mut d = FrameDecompressor::new("base/5/1.1.zst", 8192, 131072);
+        let mut d = FrameDecompressor::new("base/5/1.1.zst", 8192, 131072, 1 << 20);
         let mut run = |frame: &[u8], logical: Range<u64>| {
             let mut out = [&mut page[..(logical.end - logical.start) as usize]];
             d.decompress(1, frame, logical.clone(), logical, &mut out)
@@ -337,5 +316,36 @@ mod tests {
                 "{text}"
             );
         }
+    }
+
+    /// A frame whose header asks for a window bigger than the reader
+    /// allows (here 128 MiB, written by a streaming encoder that did not
+    /// know the size) is refused, not allocated.
+    #[test]
+    fn a_frame_cannot_choose_a_huge_window() {
+        let data = segment(8192 * 4);
+        let mut encoder = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+        encoder.window_log(27).unwrap();
+        encoder.include_contentsize(false).unwrap();
+        std::io::Write::write_all(&mut encoder, &data).unwrap();
+        let frame = encoder.finish().unwrap();
+        let logical = 0..data.len() as u64;
+        let mut out = vec![0u8; data.len()];
+        let mut strict = FrameDecompressor::new("k", 8192, 0, 1 << 20);
+        let err = strict
+            .decompress(
+                0,
+                &frame,
+                logical.clone(),
+                logical.clone(),
+                &mut [&mut out[..]],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("frame 0"), "{err}");
+        let mut lenient = FrameDecompressor::new("k", 8192, 0, 1 << 27);
+        lenient
+            .decompress(0, &frame, logical.clone(), logical, &mut [&mut out[..]])
+            .unwrap();
+        assert_eq!(out, data);
     }
 }

@@ -62,6 +62,14 @@ pub async fn fetch_seek_table(
     version: Option<String>,
     max_frame_bytes: u64,
 ) -> Result<SeekTable> {
+    let not_seekable = || Error::CorruptObject {
+        key: key.to_owned(),
+        detail: "named .zst but not in the zstd seekable format (no seek table at its end)"
+            .to_owned(),
+    };
+    if object_len < FOOTER_BYTES as u64 {
+        return Err(not_seekable());
+    }
     let mut want = object_len.min(64 << 10);
     loop {
         let options = object_store::GetOptions {
@@ -82,14 +90,7 @@ pub async fn fetch_seek_table(
         match SeekTable::parse_tail(key, &tail, object_len, max_frame_bytes)? {
             Tail::Table(table) => return Ok(table),
             Tail::NeedBytes(n) if n > want && n <= object_len => want = n,
-            Tail::NeedBytes(_) | Tail::Plain => {
-                return Err(Error::CorruptObject {
-                    key: key.to_owned(),
-                    detail:
-                        "named .zst but not in the zstd seekable format (no seek table at its end)"
-                            .to_owned(),
-                })
-            }
+            Tail::NeedBytes(_) | Tail::Plain => return Err(not_seekable()),
         }
     }
 }

@@ -74,6 +74,9 @@ pub struct Rewrite<'a> {
     pub block_bytes: u64,
     /// Fork block number of the segment's first block, likewise.
     pub first_block: u64,
+    /// The largest frame the old object may have (bounds decompression
+    /// memory; see [`FrameDecompressor::new`]).
+    pub max_frame_bytes: u64,
 }
 
 /// The frames of a rewritten segment of `new_len` bytes: the old frame
@@ -121,7 +124,12 @@ impl Rewrite<'_> {
     ) -> Result<(Vec<Bytes>, SeekTable)> {
         let touched = patch.map_or(0..0, Patch::range);
         let mut compressor = FrameCompressor::new(self.frame_bytes, self.level)?;
-        let mut decompressor = FrameDecompressor::new(self.key, self.block_bytes, self.first_block);
+        let mut decompressor = FrameDecompressor::new(
+            self.key,
+            self.block_bytes,
+            self.first_block,
+            self.max_frame_bytes,
+        );
         let mut chunks: Vec<Bytes> = Vec::new();
         let mut kept = Vec::new();
         let mut buf = Vec::new();
@@ -140,8 +148,11 @@ impl Rewrite<'_> {
             }
             buf.clear();
             buf.resize((logical.end - logical.start) as usize, 0);
-            if let Some(old_logical) = old_logical {
-                // The part of the old frame still in the segment.
+            let covered = touched.start <= logical.start && logical.end <= touched.end;
+            if let Some(old_logical) = old_logical.filter(|_| !covered) {
+                // The part of the old frame still in the segment (not
+                // needed when the patch covers the frame: then a damaged
+                // old frame can be overwritten).
                 let c = self.old_frame(i)?;
                 let keep = old_logical.start..old_logical.end.min(logical.end);
                 let n = (keep.end - keep.start) as usize;
@@ -211,6 +222,7 @@ mod tests {
             level,
             block_bytes: BS as u64,
             first_block: 0,
+            max_frame_bytes: 1 << 20,
         }
     }
 

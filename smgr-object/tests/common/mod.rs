@@ -10,7 +10,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use smgr_api::{BlockSize, ForkNumber, PageBuf, PageFormat, PageVerifier, RelFileLocator, Smgr};
-use smgr_object::seekable::compress;
+use smgr_object::seekable::{compress, SeekTable, Tail};
 use smgr_object::{ObjectOptions, ObjectSmgr};
 
 pub const MAIN: ForkNumber = ForkNumber::Main;
@@ -81,4 +81,23 @@ pub async fn read(
         )
         .await?;
     Ok(bufs.iter().map(|b| b.to_vec()).collect())
+}
+
+/// Flips a byte in the middle of frame 1 (blocks 16..=31) of segment 0.
+pub async fn damage_frame_1(store: &InMemory, rel: RelFileLocator) -> String {
+    let smgr = ObjectSmgr::new(Arc::new(InMemory::new()), "c", options()).unwrap();
+    let key = format!("{}.zst", smgr.segment_key(rel, MAIN, 0).unwrap());
+    let mut object = get(store, &key).await.unwrap().to_vec();
+    let Tail::Table(table) =
+        SeekTable::parse_tail(&key, &object, object.len() as u64, 1 << 20).unwrap()
+    else {
+        panic!("no seek table");
+    };
+    let c = table.compressed_range(1..2);
+    object[((c.start + c.end) / 2) as usize] ^= 0x55;
+    store
+        .put(&Path::from(key.as_str()), PutPayload::from(object))
+        .await
+        .unwrap();
+    key
 }
