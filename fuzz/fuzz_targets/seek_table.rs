@@ -53,7 +53,7 @@ fuzz_target!(|input: (Vec<u8>, bool, u16, u16, u8, u8)| {
         let d = table.decompressed_range(i..i + 1);
         let mut buf = vec![0u8; (d.end - d.start) as usize];
         let frame = &object[c.start as usize..c.end as usize];
-        match decompressor.decompress(i, frame, d.clone(), d, &mut [&mut buf[..]]) {
+        match decompressor.decompress(i, frame, d.clone(), d, table.frames()[i].checksum, &mut [&mut buf[..]]) {
             Ok(()) => data.extend_from_slice(&buf),
             Err(err) => {
                 assert!(err.to_string().contains(KEY), "{err}");

@@ -249,7 +249,7 @@ fn decompress_into_pages(object: &[u8]) {
             let (bytes, range) = frame(i);
             let k = ((range.end - range.start) / 8192) as usize;
             let mut slices: Vec<&mut [u8]> = pages[..k].iter_mut().map(|p| &mut p[..]).collect();
-            d.decompress(i, bytes, range.clone(), range, &mut slices)
+            d.decompress(i, bytes, range.clone(), range, None, &mut slices)
                 .unwrap();
         }
         best[0] = best[0].min(started.elapsed().as_secs_f64());
@@ -273,7 +273,7 @@ fn decompress_into_pages(object: &[u8]) {
             let k = ((range.end - range.start) / 8192) as usize;
             let mut slices: Vec<&mut [u8]> = pages[..k].iter_mut().map(|p| &mut p[..]).collect();
             FrameDecompressor::new("bench", 8192, 0, FRAME as u64)
-                .decompress(i, bytes, range.clone(), range, &mut slices)
+                .decompress(i, bytes, range.clone(), range, None, &mut slices)
                 .unwrap();
         }
         best[2] = best[2].min(started.elapsed().as_secs_f64());

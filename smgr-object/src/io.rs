@@ -189,6 +189,7 @@ impl Inner {
                 &bytes[(c.start - stored.start) as usize..(c.end - stored.start) as usize],
                 d,
                 keep,
+                table.frames()[i].checksum,
                 &mut slices,
             )?;
         }

@@ -70,6 +70,7 @@ impl FrameCompressor {
         let entry = FrameEntry {
             compressed: frame.len() as u32,
             decompressed: data.len() as u32,
+            checksum: None,
         };
         Ok((frame, entry))
     }

@@ -4,6 +4,7 @@ use std::cell::RefCell;
 use std::ops::Range;
 
 use smgr_api::{Error, Result};
+use xxhash_rust::xxh64::Xxh64;
 use zstd::zstd_safe::{DCtx, DParameter, InBuffer, OutBuffer, ResetDirective};
 
 thread_local! {
@@ -73,14 +74,17 @@ impl FrameDecompressor {
     /// says holds decompressed bytes `logical` of the segment. Its bytes
     /// `keep` (a part of `logical`) go to `out`, slices in order whose
     /// lengths add up to `keep`'s; the rest is decoded and dropped. The
-    /// frame must decode to exactly `logical`'s length and pass its
-    /// checksum.
+    /// frame must decode to exactly `logical`'s length and pass its own
+    /// checksum (if it has one: libzstd checks it) and `checksum`, the seek
+    /// table's (if it has one: the low 32 bits of the XXH64 of every byte
+    /// of the frame, checked here).
     pub fn decompress(
         &mut self,
         index: usize,
         frame: &[u8],
         logical: Range<u64>,
         keep: Range<u64>,
+        checksum: Option<u32>,
         out: &mut [&mut [u8]],
     ) -> Result<()> {
         let wanted: usize = out.iter().map(|s| s.len()).sum();
@@ -110,13 +114,14 @@ impl FrameDecompressor {
                 input: InBuffer::around(frame),
                 written: 0,
                 finished: false,
+                hasher: checksum.map(|_| Xxh64::new(0)),
             };
             state
                 .start(self.window_log_max)
                 .and_then(|()| state.discard(&mut scratch, keep.start - logical.start))
                 .and_then(|()| out.iter_mut().try_for_each(|slice| state.fill(slice)))
                 .and_then(|()| state.discard(&mut scratch, logical.end - keep.end))
-                .and_then(|()| state.finish(frame.len(), logical.end - logical.start))
+                .and_then(|()| state.finish(frame.len(), logical.end - logical.start, checksum))
         });
         self.scratch = scratch;
         result.map_err(|what| self.error(index, &logical, what))
@@ -129,6 +134,9 @@ struct Frame<'a, 'f> {
     input: InBuffer<'f>,
     written: u64,
     finished: bool,
+    /// XXH64 of the bytes decoded so far, when the seek table has a
+    /// checksum for the frame.
+    hasher: Option<Xxh64>,
 }
 
 impl Frame<'_, '_> {
@@ -169,6 +177,9 @@ impl Frame<'_, '_> {
                 .decompress_stream(&mut output, &mut self.input)
                 .map_err(zstd_error)?;
             let n = output.pos();
+            if let Some(hasher) = &mut self.hasher {
+                hasher.update(&slice[filled..filled + n]);
+            }
             filled += n;
             self.written += n as u64;
             self.finished = hint == 0;
@@ -181,7 +192,12 @@ impl Frame<'_, '_> {
 
     /// After every byte is out, the frame must end (libzstd checks its
     /// checksum as it reads the end), with nothing after it.
-    fn finish(&mut self, frame_len: usize, expected: u64) -> std::result::Result<(), String> {
+    fn finish(
+        &mut self,
+        frame_len: usize,
+        expected: u64,
+        checksum: Option<u32>,
+    ) -> std::result::Result<(), String> {
         let mut extra = [0u8; 1];
         while !self.finished {
             let mut output = OutBuffer::around(&mut extra[..]);
@@ -205,6 +221,14 @@ impl Frame<'_, '_> {
                 "ends after {} of its {frame_len} bytes",
                 self.input.pos
             ));
+        }
+        if let (Some(hasher), Some(want)) = (&self.hasher, checksum) {
+            let got = hasher.digest() as u32;
+            if got != want {
+                return Err(format!(
+                    "fails its seek table checksum: {got:#010x}, the table says {want:#010x}"
+                ));
+            }
         }
         Ok(())
     }
@@ -268,6 +292,7 @@ mod tests {
                     &object[c.start as usize..c.end as usize],
                     logical,
                     keep,
+                    None,
                     &mut slices[at..at + n],
                 )
                 .unwrap();
@@ -295,7 +320,7 @@ mod tests {
         let mut d = FrameDecompressor::new("base/5/1.1.zst", 8192, 131072, 1 << 20);
         let mut run = |frame: &[u8], logical: Range<u64>| {
             let mut out = [&mut page[..(logical.end - logical.start) as usize]];
-            d.decompress(1, frame, logical.clone(), logical, &mut out)
+            d.decompress(1, frame, logical.clone(), logical, None, &mut out)
                 .unwrap_err()
                 .to_string()
         };
@@ -338,14 +363,74 @@ mod tests {
                 &frame,
                 logical.clone(),
                 logical.clone(),
+                None,
                 &mut [&mut out[..]],
             )
             .unwrap_err();
         assert!(err.to_string().contains("frame 0"), "{err}");
         let mut lenient = FrameDecompressor::new("k", 8192, 0, 1 << 27);
         lenient
-            .decompress(0, &frame, logical.clone(), logical, &mut [&mut out[..]])
+            .decompress(
+                0,
+                &frame,
+                logical.clone(),
+                logical,
+                None,
+                &mut [&mut out[..]],
+            )
             .unwrap();
         assert_eq!(out, data);
+    }
+
+    /// Frames as other writers make them (no checksum inside, one in the
+    /// seek table): the table's checksum is checked, over every byte of the
+    /// frame, also those outside the run read.
+    #[test]
+    fn the_seek_tables_checksums_are_checked() {
+        // Incompressible, so zstd stores it raw and a flipped byte still
+        // decodes: only a checksum can tell.
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let data: Vec<u8> = (0..4 * 8192)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let frame = zstd::bulk::compress(&data, 3).unwrap();
+        let sum = xxhash_rust::xxh64::xxh64(&data, 0) as u32;
+        let logical = 0..data.len() as u64;
+        let keep = 8192..16384;
+        let mut out = vec![0u8; 8192];
+        let mut d = FrameDecompressor::new("k", 8192, 0, 1 << 20);
+        d.decompress(
+            0,
+            &frame,
+            logical.clone(),
+            keep.clone(),
+            Some(sum),
+            &mut [&mut out[..]],
+        )
+        .unwrap();
+        assert_eq!(out, data[8192..16384]);
+        let mut flipped = frame.clone();
+        let at = flipped.len() - 100; // in the last page, outside the run
+        flipped[at] ^= 0x01;
+        assert!(zstd::bulk::decompress(&flipped, data.len()).is_ok());
+        let err = d
+            .decompress(
+                0,
+                &flipped,
+                logical.clone(),
+                keep,
+                Some(sum),
+                &mut [&mut out[..]],
+            )
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("seek table checksum") && err.to_string().contains("frame 0"),
+            "{err}"
+        );
     }
 }

@@ -18,7 +18,8 @@
 //! decompressed into the pool's pages) is plainer written than adapted.
 //! Every frame carries zstd's own content checksum (XXH64), which libzstd
 //! checks while decompressing, so the seek table's optional checksums are
-//! not written; tables that have them are read.
+//! not written; tables that have them (other writers') are checked and
+//! kept through rewrites.
 //!
 //! This is the format layer of compressed segment objects: the backend
 //! creates them when `ObjectOptions::compression` says so and reads,

@@ -161,13 +161,18 @@ impl Rewrite<'_> {
                     &self.old_bytes[c.start as usize..c.end as usize],
                     old_logical,
                     keep,
+                    self.old.frames()[i].checksum,
                     &mut [&mut buf[..n]],
                 )?;
             }
             if let Some(patch) = patch {
                 patch.apply_to(&logical, &mut buf);
             }
-            let (frame, entry) = compressor.compress_frame(&buf)?;
+            let (frame, mut entry) = compressor.compress_frame(&buf)?;
+            if self.old.has_checksums() {
+                // Keep the table's checksums for every frame.
+                entry.checksum = Some(xxhash_rust::xxh64::xxh64(&buf, 0) as u32);
+            }
             chunks.push(Bytes::from(frame));
             kept.push(entry);
         }
@@ -333,5 +338,56 @@ mod tests {
             err.to_string().contains("base/1/2.zst") && err.to_string().contains("frame 1"),
             "{err}"
         );
+    }
+
+    /// An object whose seek table has checksums (as other writers make
+    /// them) keeps a checksum for every frame after a rewrite, and they
+    /// match the frames.
+    #[test]
+    fn table_checksums_survive_a_rewrite() {
+        let data = segment(10, 11);
+        let mut object = Vec::new();
+        let mut entries = Vec::new();
+        for chunk in data.chunks(FRAME) {
+            let frame = zstd::bulk::compress(chunk, 1).unwrap();
+            entries.push(crate::seekable::FrameEntry {
+                compressed: frame.len() as u32,
+                decompressed: chunk.len() as u32,
+                checksum: Some(xxhash_rust::xxh64::xxh64(chunk, 0) as u32),
+            });
+            object.extend_from_slice(&frame);
+        }
+        let old_table = SeekTable::new(entries);
+        object.extend_from_slice(&old_table.to_bytes());
+        assert_eq!(parse(&object), old_table);
+        assert!(old_table.has_checksums());
+        let old_bytes = Bytes::from(object);
+        let rewrite = rewrite_of("k", &old_table, &old_bytes, FRAME, 3);
+        let fill = |_: usize, page: &mut [u8]| page.fill(7);
+        let patch = Patch {
+            start: 9 * BS as u64,
+            count: 3,
+            page_bytes: BS,
+            fill: &fill,
+        };
+        let (chunks, table) = rewrite.apply(12 * BS as u64, Some(&patch)).unwrap();
+        let object = chunks.concat();
+        assert_eq!(parse(&object), table);
+        assert!(table.has_checksums());
+        let mut d = FrameDecompressor::new("k", BS as u64, 0, 1 << 20);
+        for (i, entry) in table.frames().iter().enumerate() {
+            let c = table.compressed_range(i..i + 1);
+            let l = table.decompressed_range(i..i + 1);
+            let mut buf = vec![0u8; (l.end - l.start) as usize];
+            d.decompress(
+                i,
+                &object[c.start as usize..c.end as usize],
+                l.clone(),
+                l,
+                entry.checksum,
+                &mut [&mut buf[..]],
+            )
+            .unwrap();
+        }
     }
 }

@@ -26,6 +26,10 @@ pub struct FrameEntry {
     pub compressed: u32,
     /// The bytes it decompresses to.
     pub decompressed: u32,
+    /// The seek table's checksum of the frame (low 32 bits of the XXH64
+    /// of its decompressed bytes), when the table has them. Frames written
+    /// here carry zstd's own checksum inside instead.
+    pub checksum: Option<u32>,
 }
 
 /// The frames of a seekable object, with their offsets.
@@ -86,9 +90,23 @@ impl SeekTable {
         self.decompressed_starts.last().copied().unwrap_or(0)
     }
 
-    /// Bytes of the seek table as written here (no checksums).
+    /// Whether the table carries a checksum for every frame (then it is
+    /// written with them, so a rewrite keeps them).
+    pub fn has_checksums(&self) -> bool {
+        !self.frames.is_empty() && self.frames.iter().all(|f| f.checksum.is_some())
+    }
+
+    fn entry_bytes(&self) -> usize {
+        if self.has_checksums() {
+            12
+        } else {
+            8
+        }
+    }
+
+    /// Bytes of the seek table as [`to_bytes`](Self::to_bytes) writes it.
     pub fn table_len(&self) -> u64 {
-        (HEADER_BYTES + self.frames.len() * 8 + FOOTER_BYTES) as u64
+        (HEADER_BYTES + self.frames.len() * self.entry_bytes() + FOOTER_BYTES) as u64
     }
 
     /// Frames holding decompressed bytes `range` (empty for an empty range).
@@ -115,18 +133,23 @@ impl SeekTable {
         self.decompressed_starts[frames.start]..self.decompressed_starts[frames.end]
     }
 
-    /// The seek table as a skippable frame (entries without checksums).
+    /// The seek table as a skippable frame, with checksums if every frame
+    /// has one.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let entries = self.frames.len() * 8;
+        let checksums = self.has_checksums();
+        let entries = self.frames.len() * self.entry_bytes();
         let mut out = Vec::with_capacity(HEADER_BYTES + entries + FOOTER_BYTES);
         out.extend_from_slice(&SKIPPABLE_MAGIC.to_le_bytes());
         out.extend_from_slice(&((entries + FOOTER_BYTES) as u32).to_le_bytes());
         for frame in &self.frames {
             out.extend_from_slice(&frame.compressed.to_le_bytes());
             out.extend_from_slice(&frame.decompressed.to_le_bytes());
+            if let (true, Some(sum)) = (checksums, frame.checksum) {
+                out.extend_from_slice(&sum.to_le_bytes());
+            }
         }
         out.extend_from_slice(&(self.frames.len() as u32).to_le_bytes());
-        out.push(0);
+        out.push(if checksums { CHECKSUM_FLAG } else { 0 });
         out.extend_from_slice(&SEEKABLE_MAGIC.to_le_bytes());
         out
     }
@@ -204,6 +227,7 @@ impl SeekTable {
             entries.push(FrameEntry {
                 compressed: read_u32(table, at),
                 decompressed: read_u32(table, at + 4),
+                checksum: (entry_bytes == 12).then(|| read_u32(table, at + 8)),
             });
         }
         let parsed = SeekTable::new(entries);
