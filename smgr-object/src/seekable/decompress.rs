@@ -389,15 +389,7 @@ mod tests {
     fn the_seek_tables_checksums_are_checked() {
         // Incompressible, so zstd stores it raw and a flipped byte still
         // decodes: only a checksum can tell.
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let data: Vec<u8> = (0..4 * 8192)
-            .map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state as u8
-            })
-            .collect();
+        let data = smgr_api::testkit::pattern_page(4 * 8192, 1, 2);
         let frame = zstd::bulk::compress(&data, 3).unwrap();
         let sum = xxhash_rust::xxh64::xxh64(&data, 0) as u32;
         let logical = 0..data.len() as u64;
