@@ -8,7 +8,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStore;
 use smgr_api::{BlockNumber, BlockSize, Error, PathNaming, Result, Smgr};
 use smgr_md::{MdOptions, MdSmgr};
-use smgr_object::seekable::{fetch_seek_table, COMPRESSED_SUFFIX};
+use smgr_object::seekable::COMPRESSED_SUFFIX;
 use smgr_object::{store_from_url, ObjectOptions, ObjectSmgr, StoreOptions};
 
 use crate::inventory::{scanned_path, skipped_entry, ListedFile, RELATION_DIRS};
@@ -81,6 +81,8 @@ enum Source {
     Object {
         store: Arc<dyn ObjectStore>,
         prefix: String,
+        /// The backend, which keeps the seek tables the listing fetches.
+        backend: Arc<ObjectSmgr>,
     },
 }
 
@@ -108,10 +110,14 @@ impl Location {
                 let (store, prefix, _) = store_from_url(url, &options.store)?;
                 let mut object = ObjectOptions::new(options.block_size, options.segment_blocks);
                 object.naming = options.naming.clone();
-                let smgr = ObjectSmgr::new(store.clone(), &prefix, object)?;
+                let backend = Arc::new(ObjectSmgr::new(store.clone(), &prefix, object)?);
                 Ok(Opened {
-                    smgr: Arc::new(smgr),
-                    source: Source::Object { store, prefix },
+                    smgr: backend.clone(),
+                    source: Source::Object {
+                        store,
+                        prefix,
+                        backend,
+                    },
                     naming: options.naming.clone(),
                 })
             }
@@ -131,9 +137,11 @@ impl Opened {
                     .await
                     .map_err(|e| Error::io("list", "data directory", std::io::Error::other(e)))??
             }
-            Source::Object { store, prefix } => {
-                list_objects(store.as_ref(), prefix, &self.naming).await?
-            }
+            Source::Object {
+                store,
+                prefix,
+                backend,
+            } => list_objects(store.as_ref(), prefix, &self.naming, backend).await?,
         };
         files.sort();
         Ok(files)
@@ -146,6 +154,7 @@ async fn list_objects(
     store: &dyn ObjectStore,
     prefix: &str,
     naming: &PathNaming,
+    backend: &ObjectSmgr,
 ) -> Result<Vec<ListedFile>> {
     let root = object_store::path::Path::from(prefix);
     let metas: Vec<_> = store
@@ -177,17 +186,18 @@ async fn list_objects(
     // Seek tables many at once: a cluster has thousands of segment files.
     let files = futures::stream::iter(listed)
         .map(|(path, compressed, meta)| async move {
+            // Through the backend, which keeps the table for its own
+            // listing of the directory (one tail GET per object, not two).
             let size = if compressed {
-                fetch_seek_table(
-                    store,
-                    meta.location.as_ref(),
-                    meta.size,
-                    meta.e_tag.clone(),
-                    meta.version.clone(),
-                    u64::MAX,
-                )
-                .await?
-                .decompressed_len()
+                backend
+                    .seek_table(
+                        meta.location.as_ref(),
+                        meta.size,
+                        meta.e_tag.clone(),
+                        meta.version.clone(),
+                    )
+                    .await?
+                    .decompressed_len()
             } else {
                 meta.size
             };

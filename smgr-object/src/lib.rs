@@ -153,6 +153,37 @@ impl ObjectSmgr {
         self.inner.key(rel, fork, segno)
     }
 
+    /// The seek table of the compressed object `key`, as a listing found
+    /// it (`stored` bytes at version `e_tag`/`version`): one ranged GET of
+    /// its tail, checked against this backend's limits. Remembered with
+    /// its ETag, so this backend's own listing of the object's directory
+    /// takes it instead of fetching it again while the object is
+    /// unchanged: for callers that list objects themselves, as the `smgr`
+    /// command does.
+    pub async fn seek_table(
+        &self,
+        key: &str,
+        stored: u64,
+        e_tag: Option<String>,
+        version: Option<String>,
+    ) -> Result<Arc<seekable::SeekTable>> {
+        let table = Arc::new(
+            seekable::fetch_seek_table(
+                self.inner.store.as_ref(),
+                key,
+                stored,
+                e_tag.clone(),
+                version,
+                self.inner.opts.max_frame_bytes(),
+            )
+            .await?,
+        );
+        if let Some(e_tag) = e_tag {
+            self.inner.meta.remember_table(key, &e_tag, table.clone());
+        }
+        Ok(table)
+    }
+
     /// Forgets what is known about segment objects, so the next access
     /// lists them again (after another program changed the bucket).
     pub fn refresh(&self) {

@@ -116,6 +116,10 @@ struct State {
 #[derive(Default)]
 pub(crate) struct MetaCache {
     state: Mutex<State>,
+    /// Seek tables a caller fetched from its own listing (by key and
+    /// ETag), taken by the next listing of their directory instead of
+    /// fetching them again.
+    tables: Mutex<HashMap<(String, String), Arc<SeekTable>>>,
 }
 
 impl MetaCache {
@@ -206,19 +210,23 @@ impl MetaCache {
         let with_tables: Vec<_> = futures::stream::iter(listed)
             .map(|(seg, mut meta, compressed)| async move {
                 if let Some(key) = compressed {
-                    let table = crate::seekable::fetch_seek_table(
-                        store.as_ref(),
-                        &key,
-                        meta.stored,
-                        meta.e_tag.clone(),
-                        meta.version.clone(),
-                        opts.max_frame_bytes(),
-                    )
-                    .await;
+                    let table = match self.take_table(&key, meta.e_tag.as_deref()) {
+                        Some(table) => Ok(table),
+                        None => crate::seekable::fetch_seek_table(
+                            store.as_ref(),
+                            &key,
+                            meta.stored,
+                            meta.e_tag.clone(),
+                            meta.version.clone(),
+                            opts.max_frame_bytes(),
+                        )
+                        .await
+                        .map(Arc::new),
+                    };
                     match table {
                         Ok(table) => {
                             meta.size = table.decompressed_len();
-                            meta.table = Some(Arc::new(table));
+                            meta.table = Some(table);
                         }
                         Err(Error::CorruptObject { key, detail }) => {
                             return Ok((seg, Err(Corrupt::Object { key, detail })));
@@ -275,6 +283,23 @@ impl MetaCache {
                 state.forks.remove(&(rel, fork));
             }
         }
+    }
+
+    /// Remembers the seek table of object `key` at version `e_tag`.
+    pub fn remember_table(&self, key: &str, e_tag: &str, table: Arc<SeekTable>) {
+        self.tables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((key.to_owned(), e_tag.to_owned()), table);
+    }
+
+    /// A remembered seek table of `key` at exactly version `e_tag`.
+    fn take_table(&self, key: &str, e_tag: Option<&str>) -> Option<Arc<SeekTable>> {
+        let e_tag = e_tag?;
+        self.tables
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(key.to_owned(), e_tag.to_owned()))
     }
 
     /// Forgets everything: the next access lists again.
