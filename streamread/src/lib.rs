@@ -41,8 +41,10 @@
 //! # }
 //! ```
 
+mod advice;
 mod config;
 mod prewarm;
+mod read_task;
 mod stats;
 mod stream;
 

@@ -10,7 +10,11 @@
 //! a hit, the run is full, or the source ends; closed runs are started as
 //! separate tasks (`BufferPool::complete_read`), up to `max_ios` at once, so
 //! their I/O really overlaps (and, for cached data, the copies run on both
-//! cores). `next_buffer` hands out the front entry, waiting for its run
+//! cores). A small run (one or two blocks) is first polled right where it
+//! starts: of pages the kernel holds it completes at once, cheaper than a
+//! task; only if it has to wait does it become one (`read_task.rs`).
+//! Whether small runs get advice follows how their reads went
+//! (`advice.rs`). `next_buffer` hands out the front entry, waiting for its run
 //! only if it is not done; hits are never delayed by reads behind them.
 //!
 //! # How far ahead
@@ -30,19 +34,16 @@
 //! the pool's per-reader share and re-checked before every pin.
 
 use std::collections::VecDeque;
-use std::future::Future;
 use std::ops::Range;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
+use crate::advice::AdviceGate;
+use crate::config::{StreamConfig, StreamFlags};
+use crate::read_task::{ReadTask, INLINE_MAX_BLOCKS};
+use crate::stats::{Counters, StreamStats, StreamStatsHandle};
 use bufmgr::{Buffer, BufferAccessStrategy, BufferPool, ReadBufferMode};
 use smgr_api::{BlockNumber, ForkNumber, RelFileLocator};
-use tokio::task::JoinHandle;
-
-use crate::config::{StreamConfig, StreamFlags};
-use crate::stats::{Counters, StreamStats, StreamStatsHandle};
 
 /// The errors a stream returns: the buffer pool's.
 pub type Error = bufmgr::Error;
@@ -74,7 +75,7 @@ struct Run {
 
 struct InFlight {
     id: u64,
-    handle: JoinHandle<ReadOutcome>,
+    read: ReadTask<ReadOutcome>,
 }
 
 /// A stream of pinned buffers for blocks of one relation fork, read ahead
@@ -107,6 +108,8 @@ pub struct ReadStream<D: Send + 'static = ()> {
     distance: usize,
     blocks_since_miss: usize,
     hits_since_io: usize,
+    /// Whether small runs get advice, from how small reads went.
+    advice_gate: AdviceGate,
     last_run_end: Option<u64>,
     counters: Arc<Counters>,
 }
@@ -147,6 +150,7 @@ impl<D: Default + Send + 'static> ReadStream<D> {
             distance: initial_distance(pool, flags, combine, max_ios),
             blocks_since_miss: usize::MAX / 2,
             hits_since_io: 0,
+            advice_gate: AdviceGate::new(),
             last_run_end: None,
             counters: Arc::new(Counters::default()),
         }
@@ -305,15 +309,16 @@ impl<D: Default + Send + 'static> ReadStream<D> {
         self.queue.clear();
         self.pending = None;
         self.waiting.clear();
-        for read in self.in_flight.drain(..) {
-            read.handle.abort();
+        for in_flight in self.in_flight.drain(..) {
+            in_flight.read.abort();
             // Waiting for the aborted task drops its buffers (pins) now.
-            let _ = read.handle.await;
+            let _ = in_flight.read.join().await;
         }
         self.source_done = false;
         self.distance = initial_distance(&self.pool, self.flags, self.combine, self.max_ios);
         self.blocks_since_miss = usize::MAX / 2;
         self.hits_since_io = 0;
+        self.advice_gate = AdviceGate::new();
         self.last_run_end = None;
     }
 
@@ -425,9 +430,11 @@ impl<D: Default + Send + 'static> ReadStream<D> {
         self.last_run_end = Some(u64::from(run.first) + len);
         // Advice helps where nothing else reads ahead: always for runs that
         // are not sequential, and for sequential ones too on a backend
-        // without kernel read-ahead (object stores).
+        // without kernel read-ahead (object stores). Small runs skip it
+        // while small reads keep finding their pages cached (`advice.rs`).
         let smgr = self.pool.smgr();
-        if !self.flags.sequential && (!sequential || !smgr.reads_ahead_sequentially()) {
+        let gated = len as usize <= INLINE_MAX_BLOCKS && !self.advice_gate.advise(run.id);
+        if !self.flags.sequential && !gated && (!sequential || !smgr.reads_ahead_sequentially()) {
             smgr.prefetch(self.rel, self.fork, run.first, len as BlockNumber)
                 .await;
             self.counters.advice();
@@ -445,27 +452,30 @@ impl<D: Default + Send + 'static> ReadStream<D> {
             self.counters.read(run.buffers.len());
             let pool = self.pool.clone();
             let mode = self.mode;
-            let handle = tokio::spawn(async move {
-                let result = pool.complete_read(&run.buffers, mode).await;
-                (run.buffers, result)
-            });
-            self.in_flight.push_back(InFlight { id: run.id, handle });
+            let id = run.id;
+            let inline = run.buffers.len() <= INLINE_MAX_BLOCKS;
+            let read = ReadTask::start(
+                async move {
+                    let result = pool.complete_read(&run.buffers, mode).await;
+                    (run.buffers, result)
+                },
+                inline,
+            );
+            if inline {
+                self.advice_gate.read_started(id, read.finished_inline());
+            }
+            self.in_flight.push_back(InFlight { id, read });
         }
     }
 
     /// Collects reads that finished on their own, freeing I/O slots.
     fn reap_finished(&mut self) {
-        while let Some(read) = self.in_flight.front_mut() {
-            if !read.handle.is_finished() {
-                break;
-            }
-            // Finished, so this poll is ready (unless the task budget says
-            // to yield: then collect it later).
-            let mut cx = Context::from_waker(Waker::noop());
-            let Poll::Ready(outcome) = Pin::new(&mut read.handle).poll(&mut cx) else {
+        while let Some(in_flight) = self.in_flight.front_mut() {
+            // Unfinished, or the task budget says to yield: collect it later.
+            let Some(outcome) = in_flight.read.try_take() else {
                 break;
             };
-            let id = read.id;
+            let id = in_flight.id;
             self.in_flight.pop_front();
             self.distribute(id, outcome);
         }
@@ -475,7 +485,7 @@ impl<D: Default + Send + 'static> ReadStream<D> {
     fn run_ready(&self, id: u64) -> bool {
         self.in_flight
             .iter()
-            .any(|read| read.id == id && read.handle.is_finished())
+            .any(|in_flight| in_flight.id == id && in_flight.read.is_finished())
     }
 
     /// Waits for run `id` (starting it first if it has not started) and
@@ -499,12 +509,18 @@ impl<D: Default + Send + 'static> ReadStream<D> {
         let Some(position) = self.in_flight.iter().position(|read| read.id == id) else {
             return;
         };
-        let Some(read) = self.in_flight.remove(position) else {
+        let Some(in_flight) = self.in_flight.remove(position) else {
             return;
         };
-        let blocked = !read.handle.is_finished();
+        let blocked = !in_flight.read.is_finished();
         let started = Instant::now();
-        let outcome = read.handle.await;
+        // Nothing (only if the outcome was taken already, which `reap`
+        // never leaves behind): its entries then fail, not hang.
+        let outcome = in_flight
+            .read
+            .join()
+            .await
+            .unwrap_or_else(|| Ok((Vec::new(), Ok(()))));
         if blocked {
             self.counters.waited(started.elapsed());
         }
@@ -587,8 +603,8 @@ fn task_failed_again(rel: RelFileLocator) -> Error {
 
 impl<D: Send + 'static> Drop for ReadStream<D> {
     fn drop(&mut self) {
-        for read in &self.in_flight {
-            read.handle.abort();
+        for in_flight in &self.in_flight {
+            in_flight.read.abort();
         }
         let stats = self.counters.snapshot();
         tracing::debug!(

@@ -1,5 +1,6 @@
 //! Advice goes out for runs that are not sequential, and for sequential
-//! ones only where the backend has no read-ahead of its own; the
+//! ones only where the backend has no read-ahead of its own; not for small
+//! runs while small reads keep finding their pages cached; the
 //! `sequential` flag suppresses it. The look-ahead settles at one block
 //! for a fully cached scan and keeps reading ahead when hits and misses
 //! alternate. Per-buffer data arrives with its buffer; prewarm fills the
@@ -34,10 +35,28 @@ async fn advice_follows_the_backends_read_ahead() {
     );
     drain(&mut stream, 9).await;
     assert_eq!(stream.stats().advice, 1, "{:?}", stream.stats());
-    // Local files, every 4th block: every run is advised.
+    // Local files, every 4th block, pages in the kernel's cache (just
+    // written): the first runs are advised, then, once small reads keep
+    // finding their pages cached, no more.
     let pool_local = pool(local.clone(), 512);
     let mut stream = ReadStream::from_blocks(
         &pool_local,
+        rel,
+        MAIN,
+        StreamConfig::default(),
+        StreamFlags::default(),
+        (0..200).step_by(4),
+    );
+    drain(&mut stream, 9).await;
+    let advice = stream.stats().advice;
+    assert!((1..=10).contains(&advice), "{:?}", stream.stats());
+    // Reads that have to wait (each I/O yields before it completes): every
+    // run is advised.
+    let waiting = Arc::new(FaultySmgr::new(local.clone()));
+    waiting.yield_in_io(true);
+    let pool_waiting = pool(waiting, 512);
+    let mut stream = ReadStream::from_blocks(
+        &pool_waiting,
         rel,
         MAIN,
         StreamConfig::default(),
