@@ -395,7 +395,7 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
 /// `zstd` or `zstd:LEVEL` to a zstd level.
 fn parse_compression(text: &str) -> Result<i32, String> {
     let level = match text.split_once(':') {
-        None if text == "zstd" => 3,
+        None if text == "zstd" => smgr_object::DEFAULT_ZSTD_LEVEL,
         Some(("zstd", level)) => level
             .parse()
             .map_err(|_| format!("zstd level {level:?} is not a number"))?,
@@ -405,8 +405,13 @@ fn parse_compression(text: &str) -> Result<i32, String> {
             ))
         }
     };
-    if !(1..=22).contains(&level) {
-        return Err(format!("zstd level {level} is out of range 1..=22"));
+    let levels = smgr_object::ZSTD_LEVELS;
+    if !levels.contains(&level) {
+        return Err(format!(
+            "zstd level {level} is out of range {}..={}",
+            levels.start(),
+            levels.end()
+        ));
     }
     Ok(level)
 }

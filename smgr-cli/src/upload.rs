@@ -50,7 +50,7 @@ impl Default for UploadOptions {
             part_bytes: 8 << 20,
             parts_in_flight: 4,
             compress: None,
-            frame_blocks: 16,
+            frame_blocks: smgr_object::DEFAULT_FRAME_BLOCKS as usize,
         }
     }
 }

@@ -187,15 +187,7 @@ async fn run() {
     let nblocks = (logical / 8192) as BlockNumber;
     let all: Vec<BlockNumber> = (0..nblocks).collect();
     // A fixed 10% sample, in block order (as a bitmap heap scan asks).
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    let sample: Vec<BlockNumber> = (0..nblocks)
-        .filter(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % 10 == 0
-        })
-        .collect();
+    let sample = smgr_api::testkit::bitmap_sample(nblocks, 0x2545_F491_4F6C_DD1D);
     println!();
     println!("20 ms per GET; stream with 1 MiB reads, 16 in flight; level 3 for compressed");
     println!();

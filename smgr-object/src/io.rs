@@ -141,7 +141,8 @@ impl Inner {
     }
 
     /// Decompresses segment bytes `range` of the compressed segment `seg`
-    /// (whose first block is `first_block` of its fork) into `pages`, which
+    /// (its seek table `table`; its first block is `first_block` of its
+    /// fork) into `pages`, which
     /// hold exactly those bytes: one ranged GET of the frames that hold
     /// them (through the prefetch cache, which a prefetch of these blocks
     /// filled with exactly these frames), each frame decompressed by
@@ -150,16 +151,11 @@ impl Inner {
         &self,
         key: &str,
         seg: &SegmentMeta,
+        table: &SeekTable,
         first_block: u64,
         range: Range<u64>,
         pages: &mut [PageBuf],
     ) -> Result<()> {
-        let Some(table) = &seg.table else {
-            return Err(Error::CorruptObject {
-                key: key.to_owned(),
-                detail: "read as compressed but has no seek table".to_owned(),
-            });
-        };
         let frames = table.frames_for(range.clone());
         let logical = table.decompressed_range(frames.clone());
         if range.start < logical.start || range.end > logical.end {
@@ -241,7 +237,11 @@ impl Inner {
                 level,
                 frame_blocks,
             } => (level, frame_blocks as usize * bs),
-            crate::Compression::None => (3, 16 * bs),
+            // An object found compressed, on a backend that writes plain.
+            crate::Compression::None => (
+                crate::DEFAULT_ZSTD_LEVEL,
+                crate::DEFAULT_FRAME_BLOCKS as usize * bs,
+            ),
         };
         // An existing object keeps its frame size, which its first frame
         // shows once it has a second (a lone first frame may just be

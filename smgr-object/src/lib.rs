@@ -66,7 +66,9 @@ use bytes::Bytes;
 use object_store::ObjectStore;
 use smgr_api::{ForkNumber, RelFileLocator, Result};
 
-pub use crate::options::{Compression, ObjectOptions};
+pub use crate::options::{
+    Compression, ObjectOptions, DEFAULT_FRAME_BLOCKS, DEFAULT_ZSTD_LEVEL, ZSTD_LEVELS,
+};
 pub use crate::url::{store_from_url, StoreOptions};
 
 /// A storage manager over an object store. Cheap to clone.

@@ -103,7 +103,7 @@ impl ObjectOptions {
             frame_blocks,
         } = self.compression
         {
-            if !(1..=22).contains(&level) {
+            if !ZSTD_LEVELS.contains(&level) {
                 return Err(Error::InvalidSetting {
                     name: "compression level",
                     value: level.unsigned_abs().into(),
@@ -127,6 +127,14 @@ impl ObjectOptions {
         u64::from(self.segment_blocks) * u64::from(self.block_size.get())
     }
 }
+
+/// The zstd levels [`Compression::Zstd`] accepts.
+pub const ZSTD_LEVELS: std::ops::RangeInclusive<i32> = 1..=22;
+/// zstd's own default level.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// Blocks per compressed frame unless told otherwise (128 KiB of 8 KiB
+/// pages).
+pub const DEFAULT_FRAME_BLOCKS: u32 = 16;
 
 /// How new segment objects are stored.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -118,9 +118,9 @@ impl Inner {
             let start = piece.seg_block * bs;
             let range = start..start + piece.count as u64 * bs;
             let pages = &mut bufs[piece.first_index..piece.first_index + piece.count];
-            if seg.table.is_some() {
+            if let Some(table) = &seg.table {
                 let first_block = u64::from(piece.segno) * u64::from(self.opts.segment_blocks);
-                self.read_compressed(&key, seg, first_block, range, pages)
+                self.read_compressed(&key, seg, table, first_block, range, pages)
                     .await?;
             } else {
                 let bytes = self.fetch(&key, seg, range).await?;

@@ -202,15 +202,7 @@ fn cold_seq(c: &mut Criterion) {
 fn cold_bitmap(c: &mut Criterion) {
     let s = setup();
     // 10% of the blocks, ascending, with irregular gaps.
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    let blocks: Vec<u32> = (0..BLOCKS)
-        .filter(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state % 10 == 0
-        })
-        .collect();
+    let blocks = smgr_api::testkit::bitmap_sample(BLOCKS, 0x9E37_79B9_7F4A_7C15);
     let mut group = c.benchmark_group("cold_bitmap_10pct");
     group
         .sample_size(10)

@@ -433,8 +433,10 @@ impl<D: Default + Send + 'static> ReadStream<D> {
         // without kernel read-ahead (object stores). Small runs skip it
         // while small reads keep finding their pages cached (`advice.rs`).
         let smgr = self.pool.smgr();
-        let gated = len as usize <= INLINE_MAX_BLOCKS && !self.advice_gate.advise(run.id);
-        if !self.flags.sequential && !gated && (!sequential || !smgr.reads_ahead_sequentially()) {
+        let wanted = !self.flags.sequential && (!sequential || !smgr.reads_ahead_sequentially());
+        // The gate is asked last, so only runs that would be advised can be
+        // its probes.
+        if wanted && (len as usize > INLINE_MAX_BLOCKS || self.advice_gate.advise(run.id)) {
             smgr.prefetch(self.rel, self.fork, run.first, len as BlockNumber)
                 .await;
             self.counters.advice();

@@ -162,6 +162,21 @@ impl Kit {
     }
 }
 
+/// About 10% of blocks `0..nblocks`, ascending with irregular gaps (the
+/// pattern a bitmap heap scan asks for), the same for the same `seed`.
+pub fn bitmap_sample(nblocks: BlockNumber, seed: u64) -> Vec<BlockNumber> {
+    let mut state = seed | 1;
+    (0..nblocks)
+        .filter(|_| {
+            // xorshift64
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % 10 == 0
+        })
+        .collect()
+}
+
 /// A page of `len` bytes whose every byte depends on `tag` and `blkno`.
 pub fn pattern_page(len: usize, tag: u32, blkno: BlockNumber) -> Vec<u8> {
     let mut state = (u64::from(tag) << 32 | u64::from(blkno)) ^ 0x9E37_79B9_7F4A_7C15;
