@@ -41,15 +41,20 @@ pub(crate) async fn zero_damaged_blocks(
         };
         let result = match run_error.take() {
             Some(err) => Err((err, Some(page))),
-            None => inner
-                .smgr
-                .readv(first.rel, first.fork, block, vec![page])
-                .await
-                .map_err(|err| (err, None)),
+            None => {
+                Counters::add(&inner.stats.read_calls, 1);
+                inner
+                    .smgr
+                    .readv(first.rel, first.fork, block, vec![page])
+                    .await
+                    .map_err(|err| (err, None))
+            }
         };
         let outcome = match result {
             Ok(mut pages) => match pages.pop() {
                 Some(page) if pages.is_empty() && is_frame(&inner, &page, frame) => {
+                    Counters::add(&inner.stats.blocks_read, 1);
+                    Counters::add(&inner.stats.bytes_read, page.len() as u64);
                     verify_page(&inner, first, block, page, ReadBufferMode::ZeroOnError)
                 }
                 _ => Err(buffers_not_returned(&inner, first)),
