@@ -76,9 +76,9 @@ fuzz_target!(|input: (Vec<u8>, bool, u16, u16, u8, u8)| {
     };
     let old_bytes = Bytes::from(object.clone());
     let rewrite = Rewrite {
-        key: KEY,
-        old: &table,
-        old_bytes: &old_bytes,
+        key: KEY.to_owned(),
+        old: std::sync::Arc::new(table.clone()),
+        old_bytes: old_bytes.clone(),
         frame_bytes: 4 * BS,
         level: 1,
         block_bytes: BS as u64,

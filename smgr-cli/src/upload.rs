@@ -175,14 +175,15 @@ fn store_error(op: &'static str, key: &str, err: object_store::Error) -> Error {
     Error::io(op, key, std::io::Error::other(err))
 }
 
+/// Runs `f` (file reads, compression) on the blocking pool, so that the
+/// async workers stay free to drive the uploads.
 async fn blocking<T: Send + 'static>(
     what: &str,
-    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::io("read", what, std::io::Error::other(e)))?
-        .map_err(|e| Error::io("read", what, e))
 }
 
 /// Uploads a file in one PUT; returns (file bytes, stored bytes).
@@ -195,12 +196,17 @@ async fn put_whole(
     progress: &Progress,
 ) -> Result<(u64, u64), Error> {
     let name = source.display().to_string();
-    let bytes = blocking(&name, move || std::fs::read(source)).await?;
-    let len = bytes.len() as u64;
-    let body = match compress {
-        Some(level) => smgr_object::seekable::compress(&bytes, frame_bytes, level)?,
-        None => bytes,
-    };
+    let what = name.clone();
+    let (len, body) = blocking(&name, move || {
+        let bytes = std::fs::read(source).map_err(|e| Error::io("read", what, e))?;
+        let len = bytes.len() as u64;
+        let body = match compress {
+            Some(level) => smgr_object::seekable::compress(&bytes, frame_bytes, level)?,
+            None => bytes,
+        };
+        Ok((len, body))
+    })
+    .await?;
     let stored = body.len() as u64;
     store
         .put(&ObjectPath::from(key), PutPayload::from(body))
@@ -208,6 +214,22 @@ async fn put_whole(
         .map_err(|e| store_error("upload", key, e))?;
     progress.done.fetch_add(len, Ordering::Relaxed);
     Ok((len, stored))
+}
+
+/// Reads up to `len` bytes from `file`: fewer only at its end.
+fn read_part(file: &mut std::fs::File, len: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; len];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }
 
 /// Uploads a file as a multipart upload, compressing frame by frame if
@@ -229,7 +251,12 @@ async fn put_in_parts(
     };
     let mut stored = 0u64;
     let name = source.display().to_string();
-    let mut file = Some(blocking(&name, move || std::fs::File::open(source)).await?);
+    let what = name.clone();
+    let file = blocking(&name, move || {
+        std::fs::File::open(source).map_err(|e| Error::io("read", what, e))
+    })
+    .await?;
+    let mut file = Some(file);
     let upload = store
         .put_multipart(&ObjectPath::from(key))
         .await
@@ -241,28 +268,27 @@ async fn put_in_parts(
         // Whole frames per part, so that only the file's end makes a
         // short frame.
         let part = options.part_bytes.div_ceil(frame_bytes) * frame_bytes;
+        // The read and the compression of a part both run on the blocking
+        // pool; the file and the compressor go there and come back.
+        let mut c = compressor.take();
+        let what = name.clone();
         let read = blocking(&name, move || {
-            let mut buf = vec![0u8; part];
-            let mut filled = 0;
-            while filled < buf.len() {
-                match f.read(&mut buf[filled..]) {
-                    Ok(0) => break,
-                    Ok(n) => filled += n,
-                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(err) => return Err(err),
-                }
-            }
-            buf.truncate(filled);
-            Ok((f, buf))
+            let buf = read_part(&mut f, part).map_err(|e| Error::io("read", what, e))?;
+            let body = match c.as_mut() {
+                Some(c) if !buf.is_empty() => c.push(&buf)?,
+                _ => Vec::new(),
+            };
+            Ok((f, c, buf, body))
         })
         .await;
-        let (f, buf) = match read {
+        let (f, c, buf, body) = match read {
             Ok(read) => read,
             Err(err) => {
                 let _ = writer.abort().await;
                 return Err(err);
             }
         };
+        compressor = c;
         if buf.is_empty() {
             break;
         }
@@ -270,22 +296,9 @@ async fn put_in_parts(
             let _ = writer.abort().await;
             return Err(store_error("upload part of", key, err));
         }
-        match compressor.as_mut() {
-            Some(compressor) => match compressor.push(&buf) {
-                Ok(frames) => {
-                    stored += frames.len() as u64;
-                    writer.write(&frames);
-                }
-                Err(err) => {
-                    let _ = writer.abort().await;
-                    return Err(err);
-                }
-            },
-            None => {
-                stored += buf.len() as u64;
-                writer.write(&buf);
-            }
-        }
+        let body = if compressor.is_some() { &body } else { &buf };
+        stored += body.len() as u64;
+        writer.write(body);
         total += buf.len() as u64;
         progress.done.fetch_add(buf.len() as u64, Ordering::Relaxed);
         file = Some(f);

@@ -3,6 +3,7 @@
 //! compressed bytes, passed on without a copy.
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use smgr_api::{Error, Result};
@@ -57,15 +58,17 @@ impl Patch<'_> {
     }
 }
 
-/// What a rewrite starts from and how it lays out new frames.
-pub struct Rewrite<'a> {
+/// What a rewrite starts from and how it lays out new frames. It owns
+/// what it reads (all cheap to clone), so that a big rewrite can run on
+/// the blocking pool.
+pub struct Rewrite {
     /// The object being rewritten, for errors.
-    pub key: &'a str,
+    pub key: String,
     /// The old object's seek table (empty for a new object).
-    pub old: &'a SeekTable,
+    pub old: Arc<SeekTable>,
     /// The old object's bytes from offset 0 up to at least the end of the
     /// last frame the new segment keeps.
-    pub old_bytes: &'a Bytes,
+    pub old_bytes: Bytes,
     /// Decompressed bytes of frames created past the old end.
     pub frame_bytes: usize,
     /// zstd level of frames compressed now.
@@ -110,7 +113,30 @@ pub fn layout(old: &SeekTable, frame_bytes: usize, new_len: u64) -> Vec<Range<u6
     frames
 }
 
-impl Rewrite<'_> {
+impl Rewrite {
+    /// Whether new frame `i`, at segment bytes `logical`, is old frame `i`
+    /// unchanged, so its compressed bytes are kept: the patch (segment
+    /// bytes `touched`) misses it and its extent is the same.
+    fn keeps(&self, i: usize, logical: &Range<u64>, touched: &Range<u64>) -> bool {
+        let overlaps = touched.start < logical.end && logical.start < touched.end;
+        !overlaps
+            && i < self.old.frames().len()
+            && self.old.decompressed_range(i..i + 1) == *logical
+    }
+
+    /// Bytes `apply(new_len, patch)` compresses: those of the frames it
+    /// does not keep. Says whether a rewrite is worth moving off an async
+    /// worker.
+    pub fn bytes_to_compress(&self, new_len: u64, patch: Option<&Patch<'_>>) -> u64 {
+        let touched = patch.map_or(0..0, Patch::range);
+        layout(&self.old, self.frame_bytes, new_len)
+            .iter()
+            .enumerate()
+            .filter(|(i, logical)| !self.keeps(*i, logical, &touched))
+            .map(|(_, logical)| logical.end - logical.start)
+            .sum()
+    }
+
     /// The new object, as chunks to PUT, and its seek table: the segment
     /// cut or grown to `new_len` bytes (zeros where neither the old data
     /// nor the patch reach) with `patch` written over it. A frame is
@@ -125,7 +151,7 @@ impl Rewrite<'_> {
         let touched = patch.map_or(0..0, Patch::range);
         let mut compressor = FrameCompressor::new(self.frame_bytes, self.level)?;
         let mut decompressor = FrameDecompressor::new(
-            self.key,
+            &self.key,
             self.block_bytes,
             self.first_block,
             self.max_frame_bytes,
@@ -133,14 +159,11 @@ impl Rewrite<'_> {
         let mut chunks: Vec<Bytes> = Vec::new();
         let mut kept = Vec::new();
         let mut buf = Vec::new();
-        for (i, logical) in layout(self.old, self.frame_bytes, new_len)
+        for (i, logical) in layout(&self.old, self.frame_bytes, new_len)
             .into_iter()
             .enumerate()
         {
-            let old_logical =
-                (i < self.old.frames().len()).then(|| self.old.decompressed_range(i..i + 1));
-            let overlaps = touched.start < logical.end && logical.start < touched.end;
-            if !overlaps && old_logical.as_ref() == Some(&logical) {
+            if self.keeps(i, &logical, &touched) {
                 let c = self.old_frame(i)?;
                 chunks.push(self.old_bytes.slice(c.start as usize..c.end as usize));
                 kept.push(self.old.frames()[i]);
@@ -149,6 +172,8 @@ impl Rewrite<'_> {
             buf.clear();
             buf.resize((logical.end - logical.start) as usize, 0);
             let covered = touched.start <= logical.start && logical.end <= touched.end;
+            let old_logical =
+                (i < self.old.frames().len()).then(|| self.old.decompressed_range(i..i + 1));
             if let Some(old_logical) = old_logical.filter(|_| !covered) {
                 // The part of the old frame still in the segment (not
                 // needed when the patch covers the frame: then a damaged
@@ -186,7 +211,7 @@ impl Rewrite<'_> {
         let c = self.old.compressed_range(i..i + 1);
         if c.end > self.old_bytes.len() as u64 {
             return Err(Error::CorruptObject {
-                key: self.key.to_owned(),
+                key: self.key.clone(),
                 detail: format!(
                     "frame {i} ends at byte {} but only {} bytes of the object were read",
                     c.end,
@@ -212,17 +237,17 @@ mod tests {
             .collect()
     }
 
-    fn rewrite_of<'a>(
-        key: &'a str,
-        old: &'a SeekTable,
-        old_bytes: &'a Bytes,
+    fn rewrite_of(
+        key: &str,
+        old: &SeekTable,
+        old_bytes: &Bytes,
         frame_bytes: usize,
         level: i32,
-    ) -> Rewrite<'a> {
+    ) -> Rewrite {
         Rewrite {
-            key,
-            old,
-            old_bytes,
+            key: key.to_owned(),
+            old: Arc::new(old.clone()),
+            old_bytes: old_bytes.clone(),
             frame_bytes,
             level,
             block_bytes: BS as u64,
@@ -284,7 +309,7 @@ mod tests {
                 "{blocks} {start} {count}"
             );
             assert_eq!(parse(&object), table);
-            for i in kept {
+            for &i in &kept {
                 let old = old_table.compressed_range(i..i + 1);
                 let new = table.compressed_range(i..i + 1);
                 assert_eq!(
@@ -293,6 +318,17 @@ mod tests {
                     "frame {i} should be kept ({blocks} {start} {count})"
                 );
             }
+            // What it said it would compress: every frame it did not keep.
+            let kept_bytes: u64 = kept
+                .iter()
+                .map(|&i| table.decompressed_range(i..i + 1))
+                .map(|d| d.end - d.start)
+                .sum();
+            assert_eq!(
+                rewrite.bytes_to_compress((blocks * BS) as u64, (count > 0).then_some(&patch)),
+                table.decompressed_len() - kept_bytes,
+                "{blocks} {start} {count}"
+            );
         }
     }
 
