@@ -14,7 +14,8 @@
 //! - two-step reads as in the seed patch: [`BufferPool::prepare_read`]
 //!   (pin, hit or miss, no I/O) and [`BufferPool::complete_read`] (a run
 //!   of misses with as few `readv` calls as possible), and
-//!   [`BufferPool::read_buffer`] built on them;
+//!   [`BufferPool::read_buffer`] built on them; pages initialized without
+//!   a read and unseen until initialized ([`BufferPool::zero_and_lock`]);
 //! - one [`smgr_api::PageVerifier`] for every block read, whatever the
 //!   backend; zero-on-error mode;
 //! - dirty pages written back with combined `writev`s, relation extension,

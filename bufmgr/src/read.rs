@@ -45,12 +45,6 @@ pub enum ReadBufferMode {
     /// Read the page; one that fails verification is replaced by zeros and
     /// a warning naming it is logged (`zero_damaged_pages`).
     ZeroOnError,
-    /// Do not read: the caller will initialize the page. A page not in the
-    /// pool comes back zeroed and valid; lock it with `Buffer::write`.
-    /// Unlike PostgreSQL's `RBM_ZERO_AND_LOCK`, the page is not locked on
-    /// return: another task could see the zeros before the caller's
-    /// `write()`, so use it for pages nobody else knows about yet.
-    ZeroAndLock,
 }
 
 /// A pinned buffer from [`BufferPool::prepare_read`], and whether its page
@@ -210,14 +204,66 @@ impl BufferPool {
     ) -> Result<Buffer> {
         let prepared = self.prepare_read(rel, fork, block, strategy).await?;
         if !prepared.hit {
-            if mode == ReadBufferMode::ZeroAndLock {
-                self.zero_fill(&prepared.buffer).await;
-            } else {
-                self.complete_read(std::slice::from_ref(&prepared.buffer), mode)
-                    .await?;
-            }
+            self.complete_read(std::slice::from_ref(&prepared.buffer), mode)
+                .await?;
         }
         Ok(prepared.buffer)
+    }
+
+    /// A page the caller initializes without reading it (PostgreSQL's
+    /// `RBM_ZERO_AND_LOCK`, then the caller's initialization, then the
+    /// unlock): `init` gets the page as zeros and fills it in, and no other
+    /// task sees the page before `init` returns. The page comes back
+    /// pinned, valid and dirty.
+    ///
+    /// A page not in the pool is initialized while its frame's I/O is in
+    /// progress, so tasks reading the block meanwhile wait for it, as for a
+    /// read, and storage is not read. A page already in the pool is zeroed
+    /// and initialized under its exclusive content lock (PostgreSQL would
+    /// hand over its old contents; zeros make one contract for both
+    /// cases). `init` runs on this task, synchronously: keep it short.
+    ///
+    /// # Errors
+    ///
+    /// The block must exist in storage (new blocks come from
+    /// [`extend_by`](Self::extend_by)): one past the end is
+    /// `WrongBlock`, found here rather than when the page is written.
+    pub async fn zero_and_lock(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        block: BlockNumber,
+        init: impl FnOnce(&mut [u8]),
+    ) -> Result<Buffer> {
+        let nblocks = self.inner.smgr.nblocks(rel, fork).await?;
+        if block >= nblocks {
+            return Err(smgr_api::Error::WrongBlock {
+                op: "zero and lock",
+                path: self.inner.naming.relpath(rel, fork)?,
+                block,
+                nblocks,
+            }
+            .into());
+        }
+        let prepared = self.prepare_read(rel, fork, block, None).await?;
+        let buffer = prepared.buffer;
+        if !prepared.hit && self.start_read_io(&buffer, true).await {
+            // Guarded before `init` runs: if it panics, the I/O ends as
+            // failed instead of leaving the frame in I/O forever.
+            let guard = IoGuard::new(self.inner.clone(), vec![buffer.frame]);
+            let mut page = self.inner.lend(buffer.frame);
+            page.fill(0);
+            init(&mut page);
+            drop(page);
+            guard.finish(&[true]);
+            buffer.write()?.mark_dirty();
+        } else {
+            let mut page = buffer.write()?;
+            page.fill(0);
+            init(&mut page);
+            page.mark_dirty();
+        }
+        Ok(buffer)
     }
 
     /// Makes a not-yet-valid buffer a valid page of zeros, without reading.

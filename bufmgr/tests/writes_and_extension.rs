@@ -1,6 +1,6 @@
 //! Dirty pages are written with consecutive blocks combined into one
 //! `writev`; flushing a relation leaves others alone; extension hands out
-//! zeroed, valid pages backed by storage; zero-and-lock reads nothing.
+//! zeroed, valid pages backed by storage.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
@@ -8,7 +8,7 @@ mod common;
 
 use bufmgr::ReadBufferMode;
 use common::*;
-use smgr_api::{RelFileLocator, Smgr, SmgrExt};
+use smgr_api::{Smgr, SmgrExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flushes_combine_consecutive_dirty_pages() {
@@ -83,41 +83,6 @@ async fn extension_gives_zeroed_valid_pages_and_storage_space() {
     blocks.sort_unstable();
     assert_eq!(blocks, (18..24).collect::<Vec<_>>());
     assert_eq!(smgr.nblocks(rel, MAIN).await.unwrap(), 24);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn zero_and_lock_does_not_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let (smgr, rel) = relation(dir.path(), 10, 12).await;
-    let pool = pool(smgr.clone(), 16);
-    let buffer = pool
-        .read_buffer(rel, MAIN, 4, ReadBufferMode::ZeroAndLock)
-        .await
-        .unwrap();
-    assert!(smgr.reads().is_empty(), "zero-and-lock read the page");
-    {
-        let mut page = buffer.write().unwrap();
-        assert!(page.iter().all(|&b| b == 0));
-        page.copy_from_slice(&common::page(99, 4));
-        page.mark_dirty();
-    }
-    pool.flush_buffer(&buffer).await.unwrap();
-    assert_eq!(
-        *smgr.read_block(rel, MAIN, 4).await.unwrap(),
-        common::page(99, 4)[..]
-    );
-    // A page already valid in the pool is returned as it is.
-    let again = pool
-        .read_buffer(rel, MAIN, 4, ReadBufferMode::ZeroAndLock)
-        .await
-        .unwrap();
-    assert_eq!(*again.read().unwrap(), common::page(99, 4)[..]);
-    let other = RelFileLocator::in_database(5, 1);
-    let err = pool
-        .read_buffer(other, MAIN, 0, ReadBufferMode::Normal)
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("base/5/1"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
