@@ -221,13 +221,18 @@ impl BufferPool {
     /// read, and storage is not read. A page already in the pool is zeroed
     /// and initialized under its exclusive content lock (PostgreSQL would
     /// hand over its old contents; zeros make one contract for both
-    /// cases). `init` runs on this task, synchronously: keep it short.
+    /// cases). `init` runs on this task, synchronously: keep it short. If
+    /// it panics, the pool keeps what it had (nothing, or the old page).
+    ///
+    /// As in PostgreSQL, blocks that an [`extend_by`](Self::extend_by) in
+    /// progress is adding belong to its caller: initialize those through
+    /// the buffers it returns.
     ///
     /// # Errors
     ///
     /// The block must exist in storage (new blocks come from
-    /// [`extend_by`](Self::extend_by)): one past the end is
-    /// `WrongBlock`, found here rather than when the page is written.
+    /// `extend_by`): one past the end is `WrongBlock`, found here rather
+    /// than when the page is written.
     pub async fn zero_and_lock(
         &self,
         rel: RelFileLocator,
@@ -235,18 +240,21 @@ impl BufferPool {
         block: BlockNumber,
         init: impl FnOnce(&mut [u8]),
     ) -> Result<Buffer> {
-        let nblocks = self.inner.smgr.nblocks(rel, fork).await?;
-        if block >= nblocks {
-            return Err(smgr_api::Error::WrongBlock {
-                op: "zero and lock",
-                path: self.inner.naming.relpath(rel, fork)?,
-                block,
-                nblocks,
-            }
-            .into());
-        }
         let prepared = self.prepare_read(rel, fork, block, None).await?;
         let buffer = prepared.buffer;
+        if !prepared.hit {
+            // Only a page not in the pool may be one storage lacks.
+            let nblocks = self.inner.smgr.nblocks(rel, fork).await?;
+            if block >= nblocks {
+                return Err(smgr_api::Error::WrongBlock {
+                    op: "zero and lock",
+                    path: self.inner.naming.relpath(rel, fork)?,
+                    block,
+                    nblocks,
+                }
+                .into());
+            }
+        }
         if !prepared.hit && self.start_read_io(&buffer, true).await {
             // Guarded before `init` runs: if it panics, the I/O ends as
             // failed instead of leaving the frame in I/O forever.
@@ -258,9 +266,12 @@ impl BufferPool {
             guard.finish(&[true]);
             buffer.write()?.mark_dirty();
         } else {
+            // A valid page: `init` fills a copy, so that if it panics the
+            // pool still holds the old page, not a half-made one.
+            let mut fresh = vec![0u8; self.inner.block_size.bytes()];
+            init(&mut fresh);
             let mut page = buffer.write()?;
-            page.fill(0);
-            init(&mut page);
+            page.copy_from_slice(&fresh);
             page.mark_dirty();
         }
         Ok(buffer)

@@ -1,6 +1,6 @@
 //! Dirty pages are written with consecutive blocks combined into one
 //! `writev`; flushing a relation leaves others alone; extension hands out
-//! zeroed, valid pages backed by storage.
+//! zeroed, valid pages backed by storage; a missing relation is named.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
@@ -8,7 +8,7 @@ mod common;
 
 use bufmgr::ReadBufferMode;
 use common::*;
-use smgr_api::{Smgr, SmgrExt};
+use smgr_api::{RelFileLocator, Smgr, SmgrExt};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flushes_combine_consecutive_dirty_pages() {
@@ -83,6 +83,19 @@ async fn extension_gives_zeroed_valid_pages_and_storage_space() {
     blocks.sort_unstable();
     assert_eq!(blocks, (18..24).collect::<Vec<_>>());
     assert_eq!(smgr.nblocks(rel, MAIN).await.unwrap(), 24);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_of_a_missing_relation_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (smgr, _) = relation(dir.path(), 1, 12).await;
+    let pool = pool(smgr, 16);
+    let other = RelFileLocator::in_database(5, 1);
+    let err = pool
+        .read_buffer(other, MAIN, 0, ReadBufferMode::Normal)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("base/5/1"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,7 +1,7 @@
 //! `zero_and_lock`: the caller initializes a page without reading it, and
 //! no other task sees the page before the initialization ends (a reader of
 //! the block meanwhile waits, as for a read, and gets the initialized page,
-//! never the zeros).
+//! never the zeros); a panic in the initialization leaves nothing behind.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
@@ -111,6 +111,38 @@ async fn a_reader_meanwhile_waits_and_sees_the_initialized_page() {
     assert_eq!(seen, page_99(4), "the reader saw the page before its init");
     assert!(initializer.await.unwrap().is_dirty());
     assert!(smgr.reads().is_empty(), "block 4 was read from storage");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panic_in_init_leaves_the_pool_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let (smgr, rel) = relation(dir.path(), 10, 12).await;
+    let pool = pool(smgr.clone(), 16);
+    for (case, expected_reads) in [("not in the pool", 1), ("in the pool", 0)] {
+        let failed = tokio::spawn({
+            let pool = pool.clone();
+            async move {
+                pool.zero_and_lock(rel, MAIN, 3, |page| {
+                    page[0] = 0xEE;
+                    panic!("init fails halfway");
+                })
+                .await
+                .map(|_| ())
+            }
+        })
+        .await;
+        assert!(failed.unwrap_err().is_panic(), "{case}");
+        // Not stuck in I/O, not half-initialized, not dirty: block 3 is
+        // storage's page, read now if it was not in the pool.
+        let reads_before = smgr.reads().len();
+        let buffer = pool
+            .read_buffer(rel, MAIN, 3, ReadBufferMode::Normal)
+            .await
+            .unwrap();
+        assert_eq!(*buffer.read().unwrap(), page(12, 3)[..], "{case}");
+        assert!(!buffer.is_dirty(), "{case}");
+        assert_eq!(smgr.reads().len() - reads_before, expected_reads, "{case}");
+    }
 }
 
 fn page_99(block: u32) -> Vec<u8> {

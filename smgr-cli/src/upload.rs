@@ -181,9 +181,12 @@ async fn blocking<T: Send + 'static>(
     what: &str,
     f: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Error::io("read", what, std::io::Error::other(e)))?
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        // Only a runtime shutting down cancels a blocking task.
+        Err(err) => Err(Error::io("upload", what, std::io::Error::other(err))),
+    }
 }
 
 /// Uploads a file in one PUT; returns (file bytes, stored bytes).

@@ -365,7 +365,7 @@ async fn compress_off_worker(
         (patch.start, patch.count, patch.page_bytes, data)
     });
     let key = rewrite.key.clone();
-    tokio::task::spawn_blocking(move || {
+    let task = tokio::task::spawn_blocking(move || {
         let Some((start, count, page_bytes, data)) = pages else {
             return rewrite.apply(new_len, None);
         };
@@ -379,9 +379,14 @@ async fn compress_off_worker(
             fill: &fill,
         };
         rewrite.apply(new_len, Some(&patch))
-    })
-    .await
-    .map_err(|e| Error::io("compress", key, std::io::Error::other(e)))?
+    });
+    match task.await {
+        Ok(result) => result,
+        // A panic stays a panic, on the caller's side.
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        // Only a runtime shutting down cancels a blocking task.
+        Err(err) => Err(Error::io("compress", key, std::io::Error::other(err))),
+    }
 }
 
 /// The parts of `pages` (consecutive pages of `bs` bytes) that hold bytes

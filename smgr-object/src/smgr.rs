@@ -13,6 +13,9 @@ use crate::seekable::Patch;
 use crate::{Inner, ObjectSmgr};
 
 /// Where a write may go: over existing blocks, or exactly at the end.
+/// Writes page `i` of a write into the buffer given.
+type FillPage<'a> = dyn Fn(usize, &mut [u8]) + Sync + 'a;
+
 #[derive(Clone, Copy)]
 enum Place {
     Inside,
@@ -134,7 +137,9 @@ impl Inner {
 
     /// Writes `count` blocks from `first` (inside the fork or appended at
     /// its end), segment by segment, each a read-modify-write with a
-    /// conditional put. `fill(i, page)` writes block `first + i`.
+    /// conditional put. `fill(i, page)` writes block `first + i`; no
+    /// `fill` writes zeros (which growing a segment gives anyway, so
+    /// nothing is copied for them).
     async fn write_blocks(
         &self,
         rel: RelFileLocator,
@@ -142,7 +147,7 @@ impl Inner {
         meta: &mut ForkMeta,
         first: BlockNumber,
         count: usize,
-        fill: &(dyn Fn(usize, &mut [u8]) + Sync),
+        fill: Option<&FillPage<'_>>,
     ) -> Result<()> {
         let bs = self.bs() as usize;
         for piece in self.pieces(first, count) {
@@ -154,16 +159,20 @@ impl Inner {
             };
             let start = piece.seg_block * bs as u64;
             let end = start + (piece.count * bs) as u64;
-            let fill_piece = |i: usize, page: &mut [u8]| fill(piece.first_index + i, page);
-            let patch = Patch {
+            let fill_piece = |i: usize, page: &mut [u8]| {
+                if let Some(fill) = fill {
+                    fill(piece.first_index + i, page);
+                }
+            };
+            let patch = fill.map(|_| Patch {
                 start,
                 count: piece.count,
                 page_bytes: bs,
                 fill: &fill_piece,
-            };
+            });
             let new_len = old.as_ref().map_or(0, |seg| seg.size).max(end);
             let new = self
-                .rewrite_segment(&key, piece.segno, old.as_ref(), new_len, Some(&patch))
+                .rewrite_segment(&key, piece.segno, old.as_ref(), new_len, patch.as_ref())
                 .await?;
             match meta.segments.get_mut(piece.segno as usize) {
                 Some(slot) => *slot = new,
@@ -183,7 +192,7 @@ impl Inner {
         first: BlockNumber,
         count: usize,
         place: Place,
-        fill: &(dyn Fn(usize, &mut [u8]) + Sync),
+        fill: Option<&FillPage<'_>>,
     ) -> Result<()> {
         let mut meta = self.fork_required(rel, fork).await?;
         let nblocks = meta.nblocks(&self.opts);
@@ -258,7 +267,7 @@ impl ObjectSmgr {
         self.write(rel, fork, move |inner| async move {
             let fill = |i: usize, page: &mut [u8]| page.copy_from_slice(&bufs[i]);
             inner
-                .write_at(rel, fork, blocknum, bufs.len(), place, &fill)
+                .write_at(rel, fork, blocknum, bufs.len(), place, Some(&fill))
                 .await?;
             Ok(bufs)
         })
@@ -397,9 +406,8 @@ impl Smgr for ObjectSmgr {
         let path = self.inner.opts.naming.relpath(rel, fork)?;
         block_run_end(&path, blocknum, nblocks as usize)?;
         self.write(rel, fork, move |inner| async move {
-            let zeros = |_: usize, page: &mut [u8]| page.fill(0);
             inner
-                .write_at(rel, fork, blocknum, nblocks as usize, Place::AtEnd, &zeros)
+                .write_at(rel, fork, blocknum, nblocks as usize, Place::AtEnd, None)
                 .await
         })
         .await

@@ -48,9 +48,11 @@ async fn a_big_compressed_extend_lets_other_tasks_run() {
     let during = ticks.load(Ordering::Relaxed) - before;
     ticker.abort();
     // Compressing 4 MiB takes milliseconds; a ticker round well under one
-    // microsecond. Inline, the write would not yield at all.
+    // microsecond. Inline, the write does not yield at all (1 tick, seen
+    // when the threshold was set out of reach); 10 leaves room for a
+    // machine too busy to run the ticker much.
     assert!(
-        during >= 100,
+        during >= 10,
         "the ticker ran {during} times while 4 MiB were compressed"
     );
 
