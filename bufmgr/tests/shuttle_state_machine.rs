@@ -8,7 +8,10 @@
 //! reader dirtying a page while another evicts it (the change reaches
 //! storage); a failed read retried by a waiter (one error, then right
 //! bytes); a read cancelled mid-I/O (the I/O finishes detached, the next
-//! reader gets right bytes). After each: nothing pinned, in I/O or lent.
+//! reader gets right bytes); a page initialized by `zero_and_lock` while
+//! another task reads it (the reader sees storage's page or the new one,
+//! never the zeros; the new one is written). After each: nothing pinned,
+//! in I/O or lent.
 //! Each runs under the random and the PCT scheduler.
 //!
 //! `RUSTFLAGS="--cfg shuttle" CARGO_TARGET_DIR=target/shuttle cargo test -p bufmgr --test shuttle_state_machine -- --nocapture`
@@ -180,6 +183,44 @@ fn a_cancelled_read_leaves_nothing_behind() {
     });
 }
 
+fn a_page_initialized_while_another_task_reads_it() {
+    block_on(async {
+        let (pool, smgr) = setup(4).await;
+        let initializer = spawn({
+            let pool = pool.clone();
+            async move {
+                pool.zero_and_lock(rel(), MAIN, 6, |bytes| {
+                    assert!(bytes.iter().all(|&b| b == 0), "init got non-zeros");
+                    bytes.copy_from_slice(&page(3, 6));
+                })
+                .await
+                .unwrap();
+            }
+        });
+        let reader = spawn(read(pool.clone(), 6));
+        initializer.await.unwrap();
+        // Storage's page (read before the initialization) or the
+        // initialized one; never the zeros in between.
+        let seen = reader.await.unwrap().unwrap();
+        assert!(
+            seen == page(1, 6) || seen == page(3, 6),
+            "the reader saw a page being made"
+        );
+        assert_eq!(read(pool.clone(), 6).await.unwrap(), page(3, 6));
+        pool.flush_all().await.unwrap();
+        assert_quiet(&pool).await;
+        let stored = smgr
+            .readv(rel(), MAIN, 6, PageBuf::zeroed_blocks(smgr.block_size(), 1))
+            .await
+            .unwrap();
+        assert_eq!(
+            &*stored[0],
+            &page(3, 6)[..],
+            "the initialized page was lost"
+        );
+    });
+}
+
 fn iterations() -> usize {
     std::env::var("SHUTTLE_ITERATIONS")
         .ok()
@@ -220,5 +261,13 @@ fn a_cancelled_read() {
     explore(
         "a read cancelled mid-I/O",
         a_cancelled_read_leaves_nothing_behind,
+    );
+}
+
+#[test]
+fn zero_and_lock_beside_a_reader() {
+    explore(
+        "a page initialized beside a reader",
+        a_page_initialized_while_another_task_reads_it,
     );
 }
