@@ -84,6 +84,7 @@ fuzz_target!(|input: (Vec<u8>, bool, u16, u16, u8, u8)| {
         block_bytes: BS as u64,
         first_block: 0,
         max_frame_bytes: MAX_FRAME,
+        require_checksums: false,
     };
     match rewrite.apply(new_len, Some(&patch)) {
         Ok((chunks, new_table)) => {

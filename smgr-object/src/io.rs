@@ -174,7 +174,8 @@ impl Inner {
         let bytes = self.fetch(key, seg, stored.clone()).await?;
         let bs = self.opts.block_size.bytes();
         let mut decompressor =
-            FrameDecompressor::new(key, bs as u64, first_block, self.opts.max_frame_bytes());
+            FrameDecompressor::new(key, bs as u64, first_block, self.opts.max_frame_bytes())
+                .require_checksum(self.opts.require_frame_checksums);
         for i in frames {
             let c = table.compressed_range(i..i + 1);
             let d = table.decompressed_range(i..i + 1);
@@ -270,6 +271,7 @@ impl Inner {
             block_bytes: bs as u64,
             first_block: u64::from(segno) * u64::from(self.opts.segment_blocks),
             max_frame_bytes: self.opts.max_frame_bytes(),
+            require_checksums: self.opts.require_frame_checksums,
         };
         let (chunks, new_table) =
             if rewrite.bytes_to_compress(new_len, patch) <= INLINE_COMPRESS_BYTES {

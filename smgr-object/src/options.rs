@@ -30,6 +30,13 @@ pub struct ObjectOptions {
     /// corrupt when the object is listed: decompressing a frame needs
     /// memory of its size, so a hostile or broken table must not choose it.
     pub max_frame_blocks: u32,
+    /// Refuse compressed frames that carry no checksum at all (neither
+    /// zstd's own nor one in the seek table) as `CorruptFrame`, on reads
+    /// and before a rewrite compresses them again. Off by default: this
+    /// backend always writes checksums, but other writers may leave both
+    /// out, and the pool's page checksums still verify what such frames
+    /// decode to. Turn it on for pages without checksums.
+    pub require_frame_checksums: bool,
 }
 
 impl Default for ObjectOptions {
@@ -42,6 +49,7 @@ impl Default for ObjectOptions {
             compression: Compression::None,
             conditional_writes: true,
             max_frame_blocks: 256,
+            require_frame_checksums: false,
         }
     }
 }
@@ -71,6 +79,13 @@ impl ObjectOptions {
     /// The same accepting compressed frames of up to `blocks` blocks.
     pub fn max_frame_blocks(mut self, blocks: u32) -> Self {
         self.max_frame_blocks = blocks;
+        self
+    }
+
+    /// The same refusing (`on`) or accepting compressed frames without
+    /// any checksum.
+    pub fn require_frame_checksums(mut self, on: bool) -> Self {
+        self.require_frame_checksums = on;
         self
     }
 

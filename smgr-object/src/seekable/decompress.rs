@@ -35,7 +35,19 @@ pub struct FrameDecompressor {
     first_block: u64,
     /// log2 of the largest window libzstd may allocate for a frame.
     window_log_max: u32,
+    /// Refuse frames that carry no checksum at all.
+    require_checksum: bool,
     scratch: Vec<u8>,
+}
+
+/// The magic number every zstd frame starts with.
+const ZSTD_FRAME_MAGIC: u32 = 0xFD2F_B528;
+
+/// Whether a zstd frame's header says the frame ends with a checksum of
+/// its content (`Content_Checksum_flag`, bit 2 of the frame header
+/// descriptor, the byte after the magic number).
+fn has_own_checksum(frame: &[u8]) -> bool {
+    frame.len() > 4 && frame[..4] == ZSTD_FRAME_MAGIC.to_le_bytes() && frame[4] & 0x04 != 0
 }
 
 impl FrameDecompressor {
@@ -54,8 +66,18 @@ impl FrameDecompressor {
             block_bytes: block_bytes.max(1),
             first_block,
             window_log_max: log2.clamp(23, 30),
+            require_checksum: false,
             scratch: Vec::new(),
         }
+    }
+
+    /// The same refusing (`on`) or accepting frames with no checksum at
+    /// all, neither their own nor the seek table's. Other writers may
+    /// leave both out; such a frame's damage can then decode to wrong
+    /// bytes that only page checksums would catch.
+    pub fn require_checksum(mut self, on: bool) -> Self {
+        self.require_checksum = on;
+        self
     }
 
     /// The error for frame `index` (decompressed bytes `logical` of the
@@ -100,6 +122,15 @@ impl FrameDecompressor {
                     "was asked for bytes {}..{} of {}..{} into buffers of {wanted}",
                     keep.start, keep.end, logical.start, logical.end
                 ),
+            ));
+        }
+        if self.require_checksum && checksum.is_none() && !has_own_checksum(frame) {
+            return Err(self.error(
+                index,
+                &logical,
+                "has no checksum, neither its own nor the seek table's, and the reader \
+                 requires one"
+                    .to_owned(),
             ));
         }
         if self.scratch.len() < SCRATCH && keep != logical {
@@ -422,6 +453,41 @@ mod tests {
             .unwrap_err();
         assert!(
             err.to_string().contains("seek table checksum") && err.to_string().contains("frame 0"),
+            "{err}"
+        );
+    }
+
+    /// A frame with no checksum anywhere is accepted unless checksums are
+    /// required; one with its own or the table's passes either way.
+    #[test]
+    fn frames_without_any_checksum_can_be_refused() {
+        let data = smgr_api::testkit::pattern_page(2 * 8192, 1, 2);
+        let bare = zstd::bulk::compress(&data, 3).unwrap();
+        let mut c = zstd::bulk::Compressor::new(3).unwrap();
+        c.include_checksum(true).unwrap();
+        let own = c.compress(&data).unwrap();
+        assert!(!has_own_checksum(&bare) && has_own_checksum(&own));
+        let sum = xxhash_rust::xxh64::xxh64(&data, 0) as u32;
+        let logical = 0..data.len() as u64;
+        let mut out = vec![0u8; data.len()];
+        let mut run = |d: &mut FrameDecompressor, frame: &[u8], table: Option<u32>| {
+            d.decompress(
+                3,
+                frame,
+                logical.clone(),
+                logical.clone(),
+                table,
+                &mut [&mut out[..]],
+            )
+        };
+        let mut lenient = FrameDecompressor::new("k", 8192, 64, 1 << 20);
+        run(&mut lenient, &bare, None).unwrap();
+        let mut strict = FrameDecompressor::new("k", 8192, 64, 1 << 20).require_checksum(true);
+        run(&mut strict, &own, None).unwrap();
+        run(&mut strict, &bare, Some(sum)).unwrap();
+        let err = run(&mut strict, &bare, None).unwrap_err().to_string();
+        assert!(
+            err.contains("no checksum") && err.contains("frame 3") && err.contains("blocks 64"),
             "{err}"
         );
     }

@@ -80,6 +80,10 @@ pub struct Rewrite {
     /// The largest frame the old object may have (bounds decompression
     /// memory; see [`FrameDecompressor::new`]).
     pub max_frame_bytes: u64,
+    /// Refuse old frames with no checksum at all before compressing them
+    /// again (see [`FrameDecompressor::require_checksum`]): a new
+    /// checksum over wrongly decoded bytes would hide the damage.
+    pub require_checksums: bool,
 }
 
 /// The frames of a rewritten segment of `new_len` bytes: the old frame
@@ -155,7 +159,8 @@ impl Rewrite {
             self.block_bytes,
             self.first_block,
             self.max_frame_bytes,
-        );
+        )
+        .require_checksum(self.require_checksums);
         let mut chunks: Vec<Bytes> = Vec::new();
         let mut kept = Vec::new();
         let mut buf = Vec::new();
@@ -253,6 +258,7 @@ mod tests {
             block_bytes: BS as u64,
             first_block: 0,
             max_frame_bytes: 1 << 20,
+            require_checksums: false,
         }
     }
 
