@@ -62,6 +62,12 @@ enum Command {
         /// --data-checksums).
         #[arg(long)]
         no_checksums: bool,
+        /// Also count as bad the pages pg_checksums passes but PostgreSQL's
+        /// server would refuse to read (pd_upper zero on a page that is not
+        /// all zeros, or an insane header under a matching checksum); by
+        /// default they are warnings and the verdict is pg_checksums'.
+        #[arg(long)]
+        strict: bool,
         /// Streams read at the same time.
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
@@ -261,6 +267,7 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
             location,
             pgdata,
             no_checksums,
+            strict,
             jobs,
             combine_kib,
             max_ios,
@@ -279,6 +286,7 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
                 Location::Object(_) => VerifyOptions::object_store(),
             };
             verify_options.checksums = !no_checksums;
+            verify_options.strict = strict;
             if let Some(jobs) = jobs {
                 verify_options.jobs = jobs.max(1);
             }

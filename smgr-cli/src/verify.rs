@@ -9,17 +9,22 @@
 //! goes on; any other error ends that chunk and is reported as a problem
 //! of its file.
 //!
-//! # Where the verdict can differ from `pg_checksums`
+//! # The verdict, and `pg_checksums`'
 //!
-//! On every page PostgreSQL writes, it cannot: the same checksum over the
-//! same block numbers. Two kinds of damage are judged as the server judges
-//! them (`PageIsVerified`) rather than as `pg_checksums` does: a page whose
-//! `pd_upper` is zero but which is not all zeros (`pg_checksums` skips it
-//! as new; here it is bad), and a page whose header is insane but whose
-//! checksum happens to match (bad here). Files `pg_checksums` would scan
-//! but whose names are not relation segments are reported as problems
-//! (exit status 2) instead of being checksummed with a guessed block
-//! number; see [`crate::inventory`].
+//! The pool verifies pages as PostgreSQL's server does when it reads them
+//! (`PageIsVerified`: a sane header and the right checksum, or all zeros).
+//! `pg_checksums` is more lenient in two ways: a page whose `pd_upper` is
+//! zero counts as new and is skipped even if it is not all zeros, and a
+//! page whose checksum matches passes whatever its header says. So a page
+//! the pool refuses is read once more, raw, and judged by `pg_checksums`'
+//! rule: if that passes it, it goes to [`VerifyReport::server_rejects`], a
+//! warning, and the bad blocks and the exit status are exactly
+//! `pg_checksums`'. With [`VerifyOptions::strict`] such pages count as bad
+//! too. (Without data checksums there is no `pg_checksums` verdict to
+//! match: the header check decides.) Files `pg_checksums` would scan but
+//! whose names are not relation segments are reported as problems (exit
+//! status 2) instead of being checksummed with a guessed block number; see
+//! [`crate::inventory`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -28,7 +33,8 @@ use std::time::Instant;
 use bufmgr::{BufferAccessStrategy, BufferPool, PoolConfig};
 use serde::Serialize;
 use smgr_api::{
-    is_all_zero, BlockNumber, Error, ForkNumber, PageFormat, PathNaming, RelFileLocator, Smgr,
+    is_all_zero, pg_checksum_page, BlockNumber, Error, ForkNumber, PageBuf, PageFormat, PathNaming,
+    RelFileLocator, Smgr,
 };
 use streamread::{ReadStream, StreamConfig, StreamFlags};
 use tokio::task::JoinSet;
@@ -42,6 +48,10 @@ pub struct VerifyOptions {
     /// Check PostgreSQL data checksums (`initdb --data-checksums`); when
     /// false only page headers are checked.
     pub checksums: bool,
+    /// Count as bad also the pages `pg_checksums` passes but the server
+    /// would refuse (see the module docs); by default they are only
+    /// reported, so the verdict is `pg_checksums`'.
+    pub strict: bool,
     /// Chunks (streams) read at the same time.
     pub jobs: usize,
     /// Blocks per chunk: larger forks are read by several streams.
@@ -59,6 +69,7 @@ impl VerifyOptions {
     pub fn local() -> Self {
         VerifyOptions {
             checksums: true,
+            strict: false,
             jobs: 4,
             chunk_blocks: 16 * 1024,
             stream: StreamConfig::default().max_ios(4),
@@ -130,6 +141,11 @@ pub struct VerifyReport {
     pub skipped_files: u64,
     /// Pages that failed, by file and block.
     pub bad_blocks: Vec<BadBlock>,
+    /// Pages that pass `pg_checksums`' test but that PostgreSQL's server
+    /// would refuse to read (a `pd_upper` of zero on a page that is not
+    /// all zeros, or an insane header under a matching checksum). Not bad
+    /// unless [`VerifyOptions::strict`].
+    pub server_rejects: Vec<BadBlock>,
     /// Files that could not be checked completely.
     pub problems: Vec<Problem>,
     /// Combined reads the streams issued.
@@ -167,6 +183,13 @@ impl VerifyReport {
                 bad.file, bad.block_in_file, bad.block, bad.detail
             );
         }
+        for page in &self.server_rejects {
+            let _ = writeln!(
+                out,
+                "warning: page passes pg_checksums but PostgreSQL would refuse to read it: file \"{}\", block {} (block {} of the fork): {}",
+                page.file, page.block_in_file, page.block, page.detail
+            );
+        }
         for problem in &self.problems {
             let _ = writeln!(out, "error: {}: {}", problem.file, problem.message);
         }
@@ -177,6 +200,13 @@ impl VerifyReport {
         let _ = writeln!(out, "Blocks scanned:  {}", self.blocks);
         let _ = writeln!(out, "New pages:       {}", self.new_pages);
         let _ = writeln!(out, "Bad checksums:   {}", self.bad_blocks.len());
+        if !self.server_rejects.is_empty() {
+            let _ = writeln!(
+                out,
+                "Server rejects:  {} (pass pg_checksums; --strict counts them as bad)",
+                self.server_rejects.len()
+            );
+        }
         let _ = writeln!(out, "Problems:        {}", self.problems.len());
         if self.stored_bytes != self.bytes {
             let _ = writeln!(
@@ -312,6 +342,7 @@ pub async fn verify(
         stream: options.stream,
         progress,
         ring_frames: options.ring_frames(bs.bytes()),
+        judge_like_pg_checksums: options.checksums && !options.strict,
     });
     let mut tasks = JoinSet::new();
     let mut pending = batches.into_iter();
@@ -339,6 +370,7 @@ pub async fn verify(
         }
     }
     report.bad_blocks.sort();
+    report.server_rejects.sort();
     report.problems.sort();
     report.problems.dedup();
     report.seconds = started.elapsed().as_secs_f64();
@@ -363,6 +395,8 @@ struct ChunkContext {
     stream: StreamConfig,
     progress: Arc<Progress>,
     ring_frames: usize,
+    /// Whether a refused page is judged again by `pg_checksums`' rule.
+    judge_like_pg_checksums: bool,
 }
 
 #[derive(Default)]
@@ -370,6 +404,7 @@ struct ChunkDone {
     blocks: u64,
     new_pages: u64,
     bad: Vec<BadBlock>,
+    server_rejects: Vec<BadBlock>,
     problem: Option<Problem>,
     reads: u64,
     blocks_read: u64,
@@ -381,6 +416,7 @@ impl VerifyReport {
         self.blocks += done.blocks;
         self.new_pages += done.new_pages;
         self.bad_blocks.extend(done.bad);
+        self.server_rejects.extend(done.server_rejects);
         self.problems.extend(done.problem);
         self.reads += done.reads;
         self.blocks_read += done.blocks_read;
@@ -389,6 +425,31 @@ impl VerifyReport {
 }
 
 impl ChunkContext {
+    /// Whether block `block` of the chunk's fork, read again straight from
+    /// storage, passes `pg_checksums`' own test (PostgreSQL 15's
+    /// `scan_file`): a page whose `pd_upper` is zero is new and skipped;
+    /// any other must carry the checksum of its bytes and block number.
+    /// Nothing else of the header is looked at. A page that cannot be read
+    /// again does not pass.
+    async fn passes_pg_checksums(&self, chunk: &Chunk, block: BlockNumber) -> bool {
+        let smgr = self.pool.smgr();
+        let Ok(pages) = smgr
+            .readv(
+                chunk.rel,
+                chunk.fork,
+                block,
+                PageBuf::zeroed_blocks(smgr.block_size(), 1),
+            )
+            .await
+        else {
+            return false;
+        };
+        let page = &pages[0];
+        let upper = u16::from_le_bytes([page[14], page[15]]);
+        let stored = u16::from_le_bytes([page[8], page[9]]);
+        upper == 0 || stored == pg_checksum_page(page, block)
+    }
+
     fn file_of(&self, chunk: &Chunk, block: BlockNumber) -> (String, BlockNumber) {
         let segno = block / self.segment_blocks;
         let file = self
@@ -447,12 +508,17 @@ impl ChunkContext {
                     block: bad, detail, ..
                 })) => {
                     let (file, block_in_file) = self.file_of(&chunk, bad);
-                    done.bad.push(BadBlock {
+                    let page = BadBlock {
                         file,
                         block_in_file,
                         block: bad,
                         detail: detail.to_string(),
-                    });
+                    };
+                    if self.judge_like_pg_checksums && self.passes_pg_checksums(&chunk, bad).await {
+                        done.server_rejects.push(page);
+                    } else {
+                        done.bad.push(page);
+                    }
                     None
                 }
                 Err(err) => Some(err),

@@ -2,8 +2,10 @@
 //! data checksums; `.1` segments, FSM, VM and init forks) gives the same
 //! findings as `pg_checksums --check`: the same files and blocks scanned
 //! and nothing bad on the clean cluster; exactly the same bad blocks on a
-//! copy with flipped bytes. Both hold again after `smgr upload` copies the
-//! directory to the S3 test server and `smgr verify` reads it there.
+//! copy with flipped bytes, where two more pages pass `pg_checksums` but
+//! not the server (reported as warnings; counted with `--strict`). Both
+//! hold again after `smgr upload` copies the directory to the S3 test
+//! server and `smgr verify` reads it there.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
@@ -13,7 +15,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use common::{bad_blocks, flip, run, smgr, verify_json, with_s3, Run};
+use common::{bad_blocks, blocks_listed, edit_page, flip, run, smgr, verify_json, with_s3, Run};
 use integration::{pg15_cluster, pg_checksums, s3_url, RemoveOnDrop};
 
 /// `pg_checksums --check -D data`: its run, its "Files/Blocks scanned"
@@ -170,6 +172,21 @@ fn flipped_bytes_get_the_same_verdict_as_pg_checksums_locally_and_on_s3() {
     ] {
         flip(&data.join(file), block * 8192 + offset, mask);
     }
+    // Two pages pg_checksums passes but the server would refuse: one
+    // whose pd_upper is zero though it is not all zeros (pg_checksums
+    // skips it as new), one with an impossible pd_flags bit under a
+    // checksum made to match. By default they are warnings, so the
+    // verdict stays pg_checksums'; --strict counts them.
+    let lenient = [
+        (cluster.relpath("pgbench_tellers").to_owned(), 1u64),
+        (cluster.relpath("pg_class").to_owned(), 3),
+    ];
+    edit_page(&data.join(&lenient[0].0), 1, |page| page[14..16].fill(0));
+    edit_page(&data.join(&lenient[1].0), 3, |page| {
+        page[10..12].copy_from_slice(&0x0100u16.to_le_bytes());
+        let sum = smgr_api::pg_checksum_page(page, 3);
+        page[8..10].copy_from_slice(&sum.to_le_bytes());
+    });
 
     let (theirs_run, files, blocks, theirs) = pg_checksums_check(&tool, &data);
     assert!(
@@ -177,6 +194,10 @@ fn flipped_bytes_get_the_same_verdict_as_pg_checksums_locally_and_on_s3() {
         "pg_checksums found nothing: {theirs_run:?}"
     );
     assert_eq!(theirs_run.code, 1, "{theirs_run:?}");
+
+    for page in &lenient {
+        assert!(!theirs.contains(page), "pg_checksums refused {page:?}");
+    }
 
     let (ours_run, report) = smgr_verify(data.to_str().unwrap(), false);
     let ours: BTreeSet<_> = bad_blocks(&report).into_iter().collect();
@@ -187,6 +208,18 @@ fn flipped_bytes_get_the_same_verdict_as_pg_checksums_locally_and_on_s3() {
     assert_eq!(ours_run.code, 1, "{ours_run:?}");
     assert_eq!(report["files"], files);
     assert_eq!(report["blocks"], blocks);
+    let warned: BTreeSet<_> = blocks_listed(&report, "server_rejects")
+        .into_iter()
+        .collect();
+    assert_eq!(warned, lenient.iter().cloned().collect(), "{report}");
+
+    let strict = verify_json(smgr().args(["verify", "--json", "--strict"]).arg(&data)).1;
+    let strict: BTreeSet<_> = bad_blocks(&strict).into_iter().collect();
+    assert_eq!(
+        strict,
+        theirs.iter().chain(&lenient).cloned().collect(),
+        "--strict: pg_checksums' bad blocks and the two the server refuses"
+    );
 
     let Some((url, _, _removal)) = upload(&data, "pg15-corrupt", &[]) else {
         return;

@@ -60,9 +60,15 @@ pub fn verify_json(command: &mut Command) -> (Run, serde_json::Value) {
 
 /// The `(file, block in file)` pairs of a JSON report's bad blocks.
 pub fn bad_blocks(report: &serde_json::Value) -> Vec<(String, u64)> {
-    report["bad_blocks"]
+    blocks_listed(report, "bad_blocks")
+}
+
+/// (file, block in file) of every page a report lists under `key`
+/// (`bad_blocks`, `server_rejects`).
+pub fn blocks_listed(report: &serde_json::Value, key: &str) -> Vec<(String, u64)> {
+    report[key]
         .as_array()
-        .expect("bad_blocks array")
+        .unwrap_or_else(|| panic!("no {key} array in {report}"))
         .iter()
         .map(|b| {
             (
@@ -127,5 +133,12 @@ pub fn write_fork(dir: &Path, relpath: &str, blocks: u32, segment_blocks: u32) {
 pub fn flip(path: &Path, offset: usize, mask: u8) {
     let mut bytes = std::fs::read(path).expect("read");
     bytes[offset] ^= mask;
+    std::fs::write(path, bytes).expect("write");
+}
+
+/// Changes 8 KiB page `block` of the segment file at `path` in place.
+pub fn edit_page(path: &Path, block: usize, edit: impl FnOnce(&mut [u8])) {
+    let mut bytes = std::fs::read(path).expect("read");
+    edit(&mut bytes[block * 8192..(block + 1) * 8192]);
     std::fs::write(path, bytes).expect("write");
 }
