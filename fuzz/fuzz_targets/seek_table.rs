@@ -45,7 +45,10 @@ fuzz_target!(|input: (Vec<u8>, bool, u16, u16, u8, u8)| {
     assert_eq!(table.compressed_len() + table.table_len(), len);
 
     // Every frame into pages; the bytes kept if all decompress.
+    // A reader requiring checksums decodes the same frames of objects
+    // written here (they always carry zstd's), and fails cleanly on others.
     let mut decompressor = FrameDecompressor::new(KEY, BS as u64, 0, MAX_FRAME);
+    let mut strict = FrameDecompressor::new(KEY, BS as u64, 0, MAX_FRAME).require_checksum(true);
     let mut data = Vec::new();
     let mut whole = true;
     for i in 0..table.frames().len() {
@@ -53,12 +56,28 @@ fuzz_target!(|input: (Vec<u8>, bool, u16, u16, u8, u8)| {
         let d = table.decompressed_range(i..i + 1);
         let mut buf = vec![0u8; (d.end - d.start) as usize];
         let frame = &object[c.start as usize..c.end as usize];
-        match decompressor.decompress(i, frame, d.clone(), d, table.frames()[i].checksum, &mut [&mut buf[..]]) {
-            Ok(()) => data.extend_from_slice(&buf),
+        let checksum = table.frames()[i].checksum;
+        let mut strict_buf = buf.clone();
+        let strict_result =
+            strict.decompress(i, frame, d.clone(), d.clone(), checksum, &mut [&mut strict_buf[..]]);
+        match decompressor.decompress(i, frame, d.clone(), d, checksum, &mut [&mut buf[..]]) {
+            Ok(()) => {
+                if build {
+                    assert!(strict_result.is_ok(), "a frame written here refused: {strict_result:?}");
+                }
+                if strict_result.is_ok() {
+                    assert_eq!(strict_buf, buf);
+                }
+                data.extend_from_slice(&buf);
+            }
             Err(err) => {
                 assert!(err.to_string().contains(KEY), "{err}");
+                assert!(strict_result.is_err(), "only the strict reader took frame {i}");
                 whole = false;
             }
+        }
+        if let Err(err) = strict_result {
+            assert!(err.to_string().contains(KEY), "{err}");
         }
     }
 

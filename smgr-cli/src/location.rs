@@ -24,6 +24,9 @@ pub struct LocationOptions {
     pub naming: PathNaming,
     /// S3 connection settings for `s3://` URLs.
     pub store: StoreOptions,
+    /// Refuse compressed objects' frames that carry no checksum at all
+    /// (`ObjectOptions::require_frame_checksums`).
+    pub require_frame_checksums: bool,
 }
 
 impl Default for LocationOptions {
@@ -33,6 +36,7 @@ impl Default for LocationOptions {
             segment_blocks: smgr_api::DEFAULT_SEGMENT_BLOCKS,
             naming: PathNaming::default(),
             store: StoreOptions::new(),
+            require_frame_checksums: false,
         }
     }
 }
@@ -110,6 +114,7 @@ impl Location {
                 let (store, prefix, _) = store_from_url(url, &options.store)?;
                 let mut object = ObjectOptions::new(options.block_size, options.segment_blocks);
                 object.naming = options.naming.clone();
+                object.require_frame_checksums = options.require_frame_checksums;
                 let backend = Arc::new(ObjectSmgr::new(store.clone(), &prefix, object)?);
                 Ok(Opened {
                     smgr: backend.clone(),

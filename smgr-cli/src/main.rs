@@ -59,13 +59,15 @@ enum Command {
         #[arg(short = 'D', long, conflicts_with = "location")]
         pgdata: Option<String>,
         /// Only check page headers (a cluster initialized without
-        /// --data-checksums).
+        /// --data-checksums). For compressed uploads, see also
+        /// --require-frame-checksums.
         #[arg(long)]
         no_checksums: bool,
         /// Also count as bad the pages pg_checksums passes but PostgreSQL's
         /// server would refuse to read (pd_upper zero on a page that is not
         /// all zeros, or an insane header under a matching checksum); by
         /// default they are warnings and the verdict is pg_checksums'.
+        /// (With --no-checksums the header check alone decides anyway.)
         #[arg(long)]
         strict: bool,
         /// Streams read at the same time.
@@ -171,6 +173,11 @@ struct StoreArgs {
     /// S3 region (default: AWS_REGION, else us-east-1 with an endpoint).
     #[arg(long)]
     region: Option<String>,
+    /// Refuse compressed (.zst) frames that carry no checksum at all, as
+    /// other writers may leave them: worth it for clusters without data
+    /// checksums, whose pages cannot show such damage themselves.
+    #[arg(long)]
+    require_frame_checksums: bool,
 }
 
 impl ClusterArgs {
@@ -179,6 +186,7 @@ impl ClusterArgs {
             block_size: BlockSize::new(self.block_size)?,
             segment_blocks: self.segment_blocks,
             store: store.options(),
+            require_frame_checksums: store.require_frame_checksums,
             ..LocationOptions::default()
         };
         if self.segment_blocks == 0 {

@@ -430,24 +430,21 @@ impl ChunkContext {
     /// `scan_file`): a page whose `pd_upper` is zero is new and skipped;
     /// any other must carry the checksum of its bytes and block number.
     /// Nothing else of the header is looked at. A page that cannot be read
-    /// again does not pass.
-    async fn passes_pg_checksums(&self, chunk: &Chunk, block: BlockNumber) -> bool {
+    /// again does not pass; the error says why.
+    async fn passes_pg_checksums(&self, chunk: &Chunk, block: BlockNumber) -> Result<bool, Error> {
         let smgr = self.pool.smgr();
-        let Ok(pages) = smgr
+        let pages = smgr
             .readv(
                 chunk.rel,
                 chunk.fork,
                 block,
                 PageBuf::zeroed_blocks(smgr.block_size(), 1),
             )
-            .await
-        else {
-            return false;
-        };
+            .await?;
         let page = &pages[0];
         let upper = u16::from_le_bytes([page[14], page[15]]);
         let stored = u16::from_le_bytes([page[8], page[9]]);
-        upper == 0 || stored == pg_checksum_page(page, block)
+        Ok(upper == 0 || stored == pg_checksum_page(page, block))
     }
 
     fn file_of(&self, chunk: &Chunk, block: BlockNumber) -> (String, BlockNumber) {
@@ -508,16 +505,27 @@ impl ChunkContext {
                     block: bad, detail, ..
                 })) => {
                     let (file, block_in_file) = self.file_of(&chunk, bad);
-                    let page = BadBlock {
+                    let mut page = BadBlock {
                         file,
                         block_in_file,
                         block: bad,
                         detail: detail.to_string(),
                     };
-                    if self.judge_like_pg_checksums && self.passes_pg_checksums(&chunk, bad).await {
-                        done.server_rejects.push(page);
+                    let lenient = if self.judge_like_pg_checksums {
+                        self.passes_pg_checksums(&chunk, bad).await
                     } else {
-                        done.bad.push(page);
+                        Ok(false)
+                    };
+                    match lenient {
+                        Ok(true) => done.server_rejects.push(page),
+                        Ok(false) => done.bad.push(page),
+                        Err(err) => {
+                            page.detail = format!(
+                                "{}; reading it again for pg_checksums' test failed: {err}",
+                                page.detail
+                            );
+                            done.bad.push(page);
+                        }
                     }
                     None
                 }

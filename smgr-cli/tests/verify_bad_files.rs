@@ -1,6 +1,7 @@
 //! `smgr verify` on small data directories with one thing wrong each: a bad
 //! page is exit status 1 with the file, block in file and block of the
-//! fork; a truncated segment, a partial last block, an unexpected file name
+//! fork; pages `pg_checksums` passes but the server would refuse are
+//! warnings with exit status 0, and bad with `--strict`; a truncated segment, a partial last block, an unexpected file name
 //! and an unreadable file are each a one-line message naming the file and
 //! exit status 2, and the rest of the directory is still checked.
 
@@ -11,7 +12,9 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::{bad_blocks, flip, smgr, smgr_run, verify_json, write_fork, Run};
+use common::{
+    bad_blocks, blocks_listed, edit_page, flip, smgr, smgr_run, verify_json, write_fork, Run,
+};
 
 /// A data directory: relation 100 in two segments (4 + 2 blocks, segments
 /// of 4 blocks), relation 200 with an FSM fork, and the files pg_checksums
@@ -94,6 +97,53 @@ fn a_bad_page_is_exit_1_with_file_block_and_fork_block() {
     assert_eq!(bad_blocks(&report), vec![("base/5/100.1".to_owned(), 1)]);
     assert_eq!(report["bad_blocks"][0]["block"], 5);
     assert_eq!(report["blocks"], 12, "the bad block is counted as scanned");
+}
+
+#[test]
+fn pages_only_the_server_refuses_are_warnings_unless_strict() {
+    let dir = data_dir();
+    // Block 1 of base/5/100.1 (block 5 of the fork): pd_upper zeroed, so
+    // pg_checksums takes it for a new page and skips it.
+    edit_page(&dir.path().join("base/5/100.1"), 1, |page| {
+        page[14..16].fill(0)
+    });
+    // Block 2 of base/5/200: an impossible pd_flags bit under a checksum
+    // made to match.
+    edit_page(&dir.path().join("base/5/200"), 2, |page| {
+        page[10..12].copy_from_slice(&0x0100u16.to_le_bytes());
+        let sum = smgr_api::pg_checksum_page(page, 2);
+        page[8..10].copy_from_slice(&sum.to_le_bytes());
+    });
+    let run = verify(dir.path());
+    assert_eq!(run.code, 0, "{run:?}");
+    for (file, block, fork_block) in [("base/5/100.1", 1, 5), ("base/5/200", 2, 2)] {
+        let warning = format!(
+            "warning: page passes pg_checksums but PostgreSQL would refuse to read it: \
+             file \"{file}\", block {block} (block {fork_block} of the fork)"
+        );
+        assert!(run.stdout.contains(&warning), "{warning:?} in {run:?}");
+    }
+    assert!(run.stdout.contains("Bad checksums:   0"), "{run:?}");
+    assert!(run.stdout.contains("Server rejects:  2"), "{run:?}");
+
+    let strict = |json: bool| {
+        let mut command = smgr();
+        command.args(["verify", "--strict", "--segment-blocks", "4"]);
+        if json {
+            command.arg("--json");
+        }
+        command.arg(dir.path());
+        command
+    };
+    let (run, report) = verify_json(&mut strict(true));
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        bad_blocks(&report),
+        vec![("base/5/100.1".to_owned(), 1), ("base/5/200".to_owned(), 2)]
+    );
+    assert!(blocks_listed(&report, "server_rejects").is_empty());
+    let run = common::run(&mut strict(false));
+    assert_eq!(run.code, 1, "{run:?}");
 }
 
 #[test]

@@ -213,7 +213,9 @@ fn flipped_bytes_get_the_same_verdict_as_pg_checksums_locally_and_on_s3() {
         .collect();
     assert_eq!(warned, lenient.iter().cloned().collect(), "{report}");
 
-    let strict = verify_json(smgr().args(["verify", "--json", "--strict"]).arg(&data)).1;
+    let (strict_run, strict) =
+        verify_json(smgr().args(["verify", "--json", "--strict"]).arg(&data));
+    assert_eq!(strict_run.code, 1, "{strict_run:?}");
     let strict: BTreeSet<_> = bad_blocks(&strict).into_iter().collect();
     assert_eq!(
         strict,
@@ -232,6 +234,10 @@ fn flipped_bytes_get_the_same_verdict_as_pg_checksums_locally_and_on_s3() {
     );
     assert_eq!(s3_run.code, 1, "{s3_run:?}");
     assert_eq!(report["blocks"], blocks);
+    let warned: BTreeSet<_> = blocks_listed(&report, "server_rejects")
+        .into_iter()
+        .collect();
+    assert_eq!(warned, lenient.iter().cloned().collect(), "on S3: {report}");
 
     // Uploaded compressed: the same findings, in fewer bytes.
     let (url, _, _removal_zstd) =
@@ -244,6 +250,14 @@ fn flipped_bytes_get_the_same_verdict_as_pg_checksums_locally_and_on_s3() {
     );
     assert_eq!(zstd_run.code, 1, "{zstd_run:?}");
     assert_eq!(report["blocks"], blocks);
+    let warned: BTreeSet<_> = blocks_listed(&report, "server_rejects")
+        .into_iter()
+        .collect();
+    assert_eq!(
+        warned,
+        lenient.iter().cloned().collect(),
+        "compressed: {report}"
+    );
     assert!(
         report["stored_bytes"].as_u64().unwrap() < report["bytes"].as_u64().unwrap(),
         "{report}"

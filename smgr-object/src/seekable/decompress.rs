@@ -43,11 +43,12 @@ pub struct FrameDecompressor {
 /// The magic number every zstd frame starts with.
 const ZSTD_FRAME_MAGIC: u32 = 0xFD2F_B528;
 
-/// Whether a zstd frame's header says the frame ends with a checksum of
-/// its content (`Content_Checksum_flag`, bit 2 of the frame header
-/// descriptor, the byte after the magic number).
-fn has_own_checksum(frame: &[u8]) -> bool {
-    frame.len() > 4 && frame[..4] == ZSTD_FRAME_MAGIC.to_le_bytes() && frame[4] & 0x04 != 0
+/// Whether `frame` is a zstd frame whose header says it ends with no
+/// checksum of its content (`Content_Checksum_flag`, bit 2 of the frame
+/// header descriptor, the byte after the magic number). Anything that is
+/// not a zstd frame is left for libzstd to refuse in its own words.
+fn lacks_own_checksum(frame: &[u8]) -> bool {
+    frame.len() > 4 && frame[..4] == ZSTD_FRAME_MAGIC.to_le_bytes() && frame[4] & 0x04 == 0
 }
 
 impl FrameDecompressor {
@@ -124,7 +125,7 @@ impl FrameDecompressor {
                 ),
             ));
         }
-        if self.require_checksum && checksum.is_none() && !has_own_checksum(frame) {
+        if self.require_checksum && checksum.is_none() && lacks_own_checksum(frame) {
             return Err(self.error(
                 index,
                 &logical,
@@ -466,7 +467,7 @@ mod tests {
         let mut c = zstd::bulk::Compressor::new(3).unwrap();
         c.include_checksum(true).unwrap();
         let own = c.compress(&data).unwrap();
-        assert!(!has_own_checksum(&bare) && has_own_checksum(&own));
+        assert!(lacks_own_checksum(&bare) && !lacks_own_checksum(&own));
         let sum = xxhash_rust::xxh64::xxh64(&data, 0) as u32;
         let logical = 0..data.len() as u64;
         let mut out = vec![0u8; data.len()];
