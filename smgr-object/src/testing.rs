@@ -193,3 +193,24 @@ async fn result_bytes(result: &mut GetResult) -> Result<Bytes> {
     }
     Ok(Bytes::from(out))
 }
+
+/// A zstd seekable object as some other writers make it: `data` in
+/// frames of `frame_bytes` (zstd level 3) without zstd's own checksum,
+/// and a seek table without checksums either, so nothing in the object
+/// can show damage (what `ObjectOptions::require_frame_checksums`
+/// refuses). Objects written by this crate always carry checksums.
+pub fn seekable_without_checksums(data: &[u8], frame_bytes: usize) -> std::io::Result<Vec<u8>> {
+    let mut object = Vec::new();
+    let mut frames = Vec::new();
+    for chunk in data.chunks(frame_bytes.max(1)) {
+        let frame = zstd::bulk::compress(chunk, 3)?;
+        frames.push(crate::seekable::FrameEntry {
+            compressed: u32::try_from(frame.len()).map_err(std::io::Error::other)?,
+            decompressed: u32::try_from(chunk.len()).map_err(std::io::Error::other)?,
+            checksum: None,
+        });
+        object.extend_from_slice(&frame);
+    }
+    object.extend_from_slice(&crate::seekable::SeekTable::new(frames).to_bytes());
+    Ok(object)
+}

@@ -10,12 +10,12 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{options, page, read, MAIN};
+use common::{options, page, read, BS, MAIN};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use smgr_api::{Error, PageBuf, RelFileLocator, Smgr};
-use smgr_object::seekable::{FrameEntry, SeekTable};
+use smgr_object::testing::seekable_without_checksums;
 use smgr_object::ObjectSmgr;
 
 /// Segment 0 of a 32-block relation as a seekable object in frames of 8
@@ -24,19 +24,8 @@ async fn bare_relation(store: &Arc<InMemory>) -> RelFileLocator {
     let rel = RelFileLocator::in_database(5, 16420);
     let plain = ObjectSmgr::new(store.clone(), "bare", options()).unwrap();
     let key = plain.segment_key(rel, MAIN, 0).unwrap();
-    let mut object = Vec::new();
-    let mut frames = Vec::new();
-    for first in (0..32).step_by(8) {
-        let data: Vec<u8> = (first..first + 8).flat_map(|b| page(1, b)).collect();
-        let frame = zstd::bulk::compress(&data, 3).unwrap();
-        frames.push(FrameEntry {
-            compressed: frame.len() as u32,
-            decompressed: data.len() as u32,
-            checksum: None,
-        });
-        object.extend_from_slice(&frame);
-    }
-    object.extend_from_slice(&SeekTable::new(frames).to_bytes());
+    let data: Vec<u8> = (0..32).flat_map(|b| page(1, b)).collect();
+    let object = seekable_without_checksums(&data, 8 * BS).unwrap();
     store
         .put(&Path::from(format!("{key}.zst")), PutPayload::from(object))
         .await
