@@ -105,6 +105,12 @@ pub(crate) struct PoolInner {
 
 /// A shared pool of page frames over one storage manager (PostgreSQL's
 /// shared buffers). Cheap to clone: clones share the pool.
+///
+/// Dirty pages reach storage when they are evicted or flushed, never on
+/// drop: call [`flush_all`](Self::flush_all) (and the backend's
+/// `immedsync`) before the last clone is dropped or the Tokio runtime shuts
+/// down. A write-back still running when the runtime shuts down is
+/// dropped, and its page stays dirty in a pool that is going away.
 #[derive(Clone)]
 pub struct BufferPool {
     pub(crate) inner: Arc<PoolInner>,
