@@ -120,7 +120,7 @@ pub async fn run_bench(dir: &Path, mib: u32) -> bufmgr::Result<String> {
     // (best of 5 each, the runs being short).
     let cached_blocks = blocks.min(32768);
     let big = pool(cached_blocks as usize + 64)?;
-    scan_stream(&big, rel, main, cached_blocks, StreamConfig::default()).await?;
+    streamread::prewarm(&big, rel, main, 0, cached_blocks - 1).await?;
     let (mut hits, mut cached) = (f64::MAX, f64::MAX);
     for _ in 0..5 {
         let one = scan_one_block(&big, rel, main, cached_blocks).await?;

@@ -44,7 +44,10 @@ impl ScanReport {
 }
 
 /// Reads blocks `0..nblocks` of a fork through a [`ReadStream`], touching
-/// each page under its shared lock.
+/// each page under its shared lock. A fork larger than a quarter of the
+/// pool is read through a bulk-read ring, as PostgreSQL scans such tables
+/// (`ReadStream::with_bulk_read_ring`): the scan neither pushes the rest
+/// of the pool out nor sweeps all of it for every block.
 pub async fn scan_stream(
     pool: &BufferPool,
     rel: RelFileLocator,
@@ -57,7 +60,12 @@ pub async fn scan_stream(
         full: true,
         ..StreamFlags::default()
     };
-    let mut stream = ReadStream::range(pool, rel, fork, config, flags, 0..nblocks);
+    let stream = ReadStream::range(pool, rel, fork, config, flags, 0..nblocks);
+    let mut stream = if nblocks as usize > pool.frames() / 4 {
+        stream.with_bulk_read_ring()
+    } else {
+        stream
+    };
     let mut blocks = 0u64;
     let mut sink = 0u8;
     while let Some((buffer, ())) = stream.next_buffer().await? {

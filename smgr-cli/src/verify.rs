@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bufmgr::{BufferAccessStrategy, BufferPool, PoolConfig};
+use bufmgr::{BufferPool, PoolConfig};
 use serde::Serialize;
 use smgr_api::{
     is_all_zero, pg_checksum_page, BlockNumber, Error, ForkNumber, PageBuf, PageFormat, PathNaming,
@@ -86,13 +86,6 @@ impl VerifyOptions {
             jobs: 6,
             ..Self::local()
         }
-    }
-
-    /// Frames of each stream's bulk-read ring: its pin budget and as much
-    /// again, so the frames it recycles are free by the time it needs them.
-    fn ring_frames(&self, block_size: usize) -> usize {
-        let combine = (self.stream.io_combine_bytes / block_size).max(1);
-        2 * (self.stream.max_ios + 1) * combine
     }
 
     /// The buffer pool the streams share, and the readers it is divided
@@ -341,7 +334,6 @@ pub async fn verify(
         segment_blocks,
         stream: options.stream,
         progress,
-        ring_frames: options.ring_frames(bs.bytes()),
         judge_like_pg_checksums: options.checksums && !options.strict,
     });
     let mut tasks = JoinSet::new();
@@ -394,7 +386,6 @@ struct ChunkContext {
     segment_blocks: BlockNumber,
     stream: StreamConfig,
     progress: Arc<Progress>,
-    ring_frames: usize,
     /// Whether a refused page is judged again by `pg_checksums`' rule.
     judge_like_pg_checksums: bool,
 }
@@ -484,7 +475,7 @@ impl ChunkContext {
             flags,
             chunk.first..chunk.end,
         )
-        .with_strategy(BufferAccessStrategy::bulk_read(self.ring_frames));
+        .with_bulk_read_ring();
         let mut done = ChunkDone::default();
         let mut block = chunk.first;
         let mut unreported = 0;

@@ -3,7 +3,8 @@
 //!
 //! - `warm_seq`: all in the page cache, a 256 MiB pool that must evict:
 //!   a raw `preadv` loop of 128 KiB (the physical limit), the one-block
-//!   `read_buffer` loop, and a stream;
+//!   `read_buffer` loop, a stream sweeping the pool, and a stream through
+//!   its bulk-read ring (as PostgreSQL scans large tables);
 //! - `cold_seq`: the file evicted from the page cache before each
 //!   iteration (`posix_fadvise(DONTNEED)`), fresh pool: raw 128 KiB reads
 //!   vs a stream;
@@ -153,6 +154,25 @@ fn warm_seq(c: &mut Criterion) {
         b.iter(|| {
             calls =
                 s.rt.block_on(stream_scan(&streaming, s.rel, (0..BLOCKS).collect()))
+        })
+    });
+    let ringed = pool(&s, 32768);
+    group.bench_function("stream with bulk-read ring", |b| {
+        b.iter(|| {
+            s.rt.block_on(async {
+                let mut stream = ReadStream::from_blocks(
+                    &ringed,
+                    s.rel,
+                    MAIN,
+                    StreamConfig::default(),
+                    StreamFlags::default(),
+                    (0..BLOCKS).collect::<Vec<u32>>(),
+                )
+                .with_bulk_read_ring();
+                while let Some((buffer, ())) = stream.next_buffer().await.unwrap() {
+                    drop(buffer);
+                }
+            })
         })
     });
     group.finish();
