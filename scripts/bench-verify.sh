@@ -15,7 +15,15 @@ cargo build --release -q -p smgr-cli
 SMGR="$PWD/target/release/smgr"
 as_owner() { if [[ $(id -u) == 0 ]]; then runuser -u "$(stat -c %U "$DATA")" -- "$@"; else "$@"; fi; }
 files() { find "$DATA/global" "$DATA/base" "$DATA/pg_tblspc/" -type f 2>/dev/null; }
-secs() { local t0 t1; t0=$(date +%s.%N); "$@" >/dev/null 2>&1 || true; t1=$(date +%s.%N); echo "$t1 - $t0" | bc; }
+# Seconds a command took; a command that fails stops the benchmark (a
+# failing run would otherwise be timed as a fast one).
+secs() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  "$@" >/dev/null 2>&1 || { echo "bench-verify: failed: $*" >&2; exit 1; }
+  t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc
+}
 drop() { sync; echo 3 > /proc/sys/vm/drop_caches; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 

@@ -73,6 +73,11 @@ enum Command {
         /// Streams read at the same time.
         #[arg(long, short = 'j')]
         jobs: Option<usize>,
+        /// Threads the streams are spread over, each with a buffer pool of
+        /// its own (default: one per core for a data directory, 1 for an
+        /// object store).
+        #[arg(long)]
+        threads: Option<usize>,
         /// Largest combined read in KiB (io_combine_limit; default 128
         /// locally, 1024 for object stores).
         #[arg(long)]
@@ -277,6 +282,7 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
             no_checksums,
             strict,
             jobs,
+            threads,
             combine_kib,
             max_ios,
             json,
@@ -297,6 +303,9 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
             verify_options.strict = strict;
             if let Some(jobs) = jobs {
                 verify_options.jobs = jobs.max(1);
+            }
+            if let Some(threads) = threads {
+                verify_options.threads = threads.max(1);
             }
             if let Some(kib) = combine_kib {
                 verify_options.stream = verify_options.stream.io_combine_bytes(kib.max(1) << 10);

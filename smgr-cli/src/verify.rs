@@ -52,8 +52,16 @@ pub struct VerifyOptions {
     /// would refuse (see the module docs); by default they are only
     /// reported, so the verdict is `pg_checksums`'.
     pub strict: bool,
-    /// Chunks (streams) read at the same time.
+    /// Chunks (streams) read at the same time, over all threads.
     pub jobs: usize,
+    /// Threads the streams are spread over, each with its own
+    /// current-thread runtime and its own buffer pool; 1 runs every stream
+    /// on the caller's runtime with one pool. A warm local check is
+    /// CPU-bound: threads that share no pool do not bounce the pool's
+    /// cache lines (pins, page table, counters) between cores, which on a
+    /// two-core machine cost about 40% more CPU than one thread alone
+    /// (measured; BENCHMARKS.md).
+    pub threads: usize,
     /// Blocks per chunk: larger forks are read by several streams.
     pub chunk_blocks: BlockNumber,
     /// Each stream's look-ahead limits.
@@ -71,6 +79,7 @@ impl VerifyOptions {
             checksums: true,
             strict: false,
             jobs: 4,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             chunk_blocks: 16 * 1024,
             stream: StreamConfig::default().max_ios(4),
         }
@@ -84,6 +93,9 @@ impl VerifyOptions {
                 .io_combine_bytes(1 << 20)
                 .max_ios(16),
             jobs: 6,
+            // Bound by round trips, not CPU: one runtime and one pool (and
+            // one HTTP connection pool) for all streams.
+            threads: 1,
             ..Self::local()
         }
     }
@@ -95,8 +107,18 @@ impl VerifyOptions {
     /// the running ones.
     fn pool_config(&self, block_size: usize, format: PageFormat) -> PoolConfig {
         let combine = (self.stream.io_combine_bytes / block_size).max(1);
-        let readers = 2 * self.jobs.max(1);
+        let readers = 2 * self.jobs_per_thread();
         PoolConfig::new(readers * (self.stream.max_ios + 1) * combine, format).max_readers(readers)
+    }
+
+    /// Threads actually used: never more than streams.
+    fn threads(&self) -> usize {
+        self.threads.clamp(1, self.jobs.max(1))
+    }
+
+    /// Streams each thread runs at the same time.
+    fn jobs_per_thread(&self) -> usize {
+        self.jobs.max(1).div_ceil(self.threads())
     }
 }
 
@@ -282,8 +304,18 @@ pub async fn verify(
     let format = PageFormat::Postgres {
         checksums: options.checksums,
     };
-    let pool = BufferPool::new(smgr, options.pool_config(bs.bytes(), format))?;
-    tracing::debug!(frames = pool.frames(), elapsed = ?started.elapsed(), "buffer pool ready");
+    // One pool per thread, built here so that a pool that cannot be
+    // built is this function's error.
+    let threads = options.threads();
+    let pools = (0..threads)
+        .map(|_| BufferPool::new(smgr.clone(), options.pool_config(bs.bytes(), format)))
+        .collect::<Result<Vec<_>, _>>()?;
+    tracing::debug!(
+        threads,
+        frames = pools.iter().map(BufferPool::frames).sum::<usize>(),
+        elapsed = ?started.elapsed(),
+        "buffer pools ready"
+    );
 
     let mut report = VerifyReport {
         files: inventory.files() as u64,
@@ -295,7 +327,56 @@ pub async fn verify(
         ..VerifyReport::default()
     };
 
-    let step = options.chunk_blocks.max(1);
+    let batches = batches(inventory, options.chunk_blocks);
+    let mut work: Vec<_> = pools
+        .into_iter()
+        .zip(share_out(batches, threads))
+        .map(|(pool, batches)| {
+            let context = Arc::new(ChunkContext {
+                pool,
+                naming: naming.clone(),
+                segment_blocks,
+                stream: options.stream,
+                progress: progress.clone(),
+                judge_like_pg_checksums: options.checksums && !options.strict,
+            });
+            (context, batches)
+        })
+        .collect();
+    let jobs = options.jobs_per_thread();
+    match work.pop() {
+        Some((context, batches)) if work.is_empty() => {
+            report.add_all(run_batches(context, batches, jobs).await);
+        }
+        Some(last) => {
+            work.push(last);
+            match tokio::task::spawn_blocking(move || run_on_threads(work, jobs)).await {
+                Ok(outcomes) => outcomes.into_iter().for_each(|o| report.add_all(o)),
+                Err(err) => report.problems.push(Problem {
+                    file: "(verification threads)".to_owned(),
+                    message: format!("the verification threads failed: {err}"),
+                }),
+            }
+        }
+        None => {}
+    }
+    report.bad_blocks.sort();
+    report.server_rejects.sort();
+    report.problems.sort();
+    report.problems.dedup();
+    report.seconds = started.elapsed().as_secs_f64();
+    Ok(report)
+}
+
+/// Blocks of small chunks run one after another by one task.
+const BATCH_BLOCKS: BlockNumber = 1024;
+
+/// The forks of `inventory` cut into chunks of at most `chunk_blocks`,
+/// largest first, so the last chunks to finish are small ones; small
+/// chunks (most forks are a few blocks) go in batches, one task each, so
+/// that a task's start and wake-up are not paid per fork.
+fn batches(inventory: &Inventory, chunk_blocks: BlockNumber) -> Vec<Vec<Chunk>> {
+    let step = chunk_blocks.max(1);
     let mut chunks = Vec::new();
     for fork in &inventory.forks {
         let mut first = 0;
@@ -310,9 +391,6 @@ pub async fn verify(
             first = end;
         }
     }
-    // Largest first, so the last chunks to finish are small ones; small
-    // chunks (most forks are a few blocks) go in batches, one task each,
-    // so that a task's start and wake-up are not paid per fork.
     chunks.sort_by_key(|c| std::cmp::Reverse(c.end - c.first));
     let mut batches: Vec<Vec<Chunk>> = Vec::new();
     let mut batch_blocks = 0;
@@ -327,25 +405,91 @@ pub async fn verify(
         }
         batch_blocks += blocks;
     }
+    batches
+}
 
-    let shared = Arc::new(ChunkContext {
-        pool,
-        naming: naming.clone(),
-        segment_blocks,
-        stream: options.stream,
-        progress,
-        judge_like_pg_checksums: options.checksums && !options.strict,
-    });
+/// Deals `batches` (largest first) out to `threads` shares of about equal
+/// blocks: each batch goes to the share with the fewest blocks so far.
+fn share_out(batches: Vec<Vec<Chunk>>, threads: usize) -> Vec<Vec<Vec<Chunk>>> {
+    let mut shares: Vec<(u64, Vec<Vec<Chunk>>)> = vec![(0, Vec::new()); threads.max(1)];
+    for batch in batches {
+        let blocks: u64 = batch.iter().map(|c| u64::from(c.end - c.first)).sum();
+        if let Some(share) = shares.iter_mut().min_by_key(|(total, _)| *total) {
+            share.0 += blocks;
+            share.1.push(batch);
+        }
+    }
+    shares.into_iter().map(|(_, batches)| batches).collect()
+}
+
+/// Runs each share of batches on a thread of its own, in a current-thread
+/// runtime (its streams' read tasks run there too; reads that block go to
+/// that runtime's blocking pool), and waits for all of them.
+fn run_on_threads(work: Vec<(Arc<ChunkContext>, Vec<Vec<Chunk>>)>, jobs: usize) -> Vec<Outcome> {
+    std::thread::scope(|scope| {
+        let running: Vec<_> = work
+            .into_iter()
+            .enumerate()
+            .map(|(i, (context, batches))| {
+                std::thread::Builder::new()
+                    .name(format!("smgr-verify-{i}"))
+                    .spawn_scoped(
+                        scope,
+                        move || match tokio::runtime::Builder::new_current_thread()
+                            .enable_all()
+                            .build()
+                        {
+                            Ok(runtime) => runtime.block_on(run_batches(context, batches, jobs)),
+                            Err(err) => Outcome::failed(format!("cannot start a runtime: {err}")),
+                        },
+                    )
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|spawned| match spawned {
+                Ok(thread) => thread
+                    .join()
+                    .unwrap_or_else(|_| Outcome::failed("a verification thread panicked".into())),
+                Err(err) => Outcome::failed(format!("cannot start a thread: {err}")),
+            })
+            .collect()
+    })
+}
+
+/// What one share of batches found.
+#[derive(Default)]
+struct Outcome {
+    done: Vec<ChunkDone>,
+    problems: Vec<Problem>,
+}
+
+impl Outcome {
+    fn failed(message: String) -> Self {
+        Outcome {
+            done: Vec::new(),
+            problems: vec![Problem {
+                file: "(verification thread)".to_owned(),
+                message,
+            }],
+        }
+    }
+}
+
+/// Verifies `batches` with up to `jobs` of them running at once, as tasks
+/// of the current runtime.
+async fn run_batches(context: Arc<ChunkContext>, batches: Vec<Vec<Chunk>>, jobs: usize) -> Outcome {
+    let mut outcome = Outcome::default();
     let mut tasks = JoinSet::new();
     let mut pending = batches.into_iter();
     loop {
-        while tasks.len() < options.jobs.max(1) {
+        while tasks.len() < jobs.max(1) {
             let Some(batch) = pending.next() else { break };
-            let shared = shared.clone();
+            let context = context.clone();
             tasks.spawn(async move {
                 let mut done = Vec::with_capacity(batch.len());
                 for chunk in batch {
-                    done.push(shared.verify_chunk(chunk).await);
+                    done.push(context.verify_chunk(chunk).await);
                 }
                 done
             });
@@ -354,23 +498,15 @@ pub async fn verify(
             break;
         };
         match joined {
-            Ok(done) => done.into_iter().for_each(|d| report.add(d)),
-            Err(err) => report.problems.push(Problem {
+            Ok(done) => outcome.done.extend(done),
+            Err(err) => outcome.problems.push(Problem {
                 file: "(verification task)".to_owned(),
                 message: format!("a verification task failed: {err}"),
             }),
         }
     }
-    report.bad_blocks.sort();
-    report.server_rejects.sort();
-    report.problems.sort();
-    report.problems.dedup();
-    report.seconds = started.elapsed().as_secs_f64();
-    Ok(report)
+    outcome
 }
-
-/// Blocks of small chunks run one after another by one task.
-const BATCH_BLOCKS: BlockNumber = 1024;
 
 #[derive(Clone, Copy, Debug)]
 struct Chunk {
@@ -403,6 +539,11 @@ struct ChunkDone {
 }
 
 impl VerifyReport {
+    fn add_all(&mut self, outcome: Outcome) {
+        outcome.done.into_iter().for_each(|d| self.add(d));
+        self.problems.extend(outcome.problems);
+    }
+
     fn add(&mut self, done: ChunkDone) {
         self.blocks += done.blocks;
         self.new_pages += done.new_pages;

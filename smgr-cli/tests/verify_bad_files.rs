@@ -100,6 +100,44 @@ fn a_bad_page_is_exit_1_with_file_block_and_fork_block() {
 }
 
 #[test]
+fn one_thread_and_several_find_the_same() {
+    let dir = data_dir();
+    // Bad pages in three forks, so that each thread gets some.
+    flip(&dir.path().join("base/5/100"), 2 * 8192 + 100, 0x01);
+    flip(&dir.path().join("base/5/100.1"), 8192 + 3000, 0x20);
+    flip(&dir.path().join("base/5/200_fsm"), 5000, 0x80);
+    flip(&dir.path().join("global/1262"), 7000, 0x04);
+    let run = |threads: &str, jobs: &str| {
+        let (run, report) = verify_json(smgr().args([
+            "verify",
+            "--json",
+            "--segment-blocks",
+            "4",
+            "--threads",
+            threads,
+            "--jobs",
+            jobs,
+            dir.path().to_str().unwrap(),
+        ]));
+        assert_eq!(run.code, 1, "{run:?}");
+        assert_eq!(report["blocks"], 12, "{run:?}");
+        bad_blocks(&report)
+    };
+    let one = run("1", "1");
+    assert_eq!(
+        one,
+        vec![
+            ("base/5/100".to_owned(), 2),
+            ("base/5/100.1".to_owned(), 1),
+            ("base/5/200_fsm".to_owned(), 0),
+            ("global/1262".to_owned(), 0),
+        ]
+    );
+    assert_eq!(run("2", "4"), one);
+    assert_eq!(run("3", "3"), one);
+}
+
+#[test]
 fn pages_only_the_server_refuses_are_warnings_unless_strict() {
     let dir = data_dir();
     // Block 1 of base/5/100.1 (block 5 of the fork): pd_upper zeroed, so
