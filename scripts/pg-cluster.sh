@@ -7,8 +7,10 @@
 #   SCALE  pgbench scale factor, default 100 (pgbench_accounts ~1.3 GB,
 #          so it spills into a second 1 GiB segment file `.1`)
 #
-# Idempotent: if DIR/READY exists nothing is done. A DIR without READY is a
-# leftover of an interrupted run and is rebuilt from scratch.
+# Idempotent: if DIR/READY holds this script's LAYOUT nothing is done. A
+# DIR without READY is a leftover of an interrupted run, and one whose
+# READY names another layout was built by an older version of this
+# script: both are rebuilt from scratch.
 #
 # Result:
 #   DIR/data      the cluster (cleanly shut down, verified by pg_checksums)
@@ -24,6 +26,9 @@ SCALE="${2:-100}"
 DIR="${1:-/var/tmp/smgr-pg15-scale$SCALE}"
 PGBIN=/usr/lib/postgresql/15/bin
 PGVER=15
+# What the cluster holds; change it whenever the build below changes, so
+# that clusters built before are rebuilt.
+LAYOUT="layout 2: pgbench, VACUUM, an unlogged table with an index"
 
 case "$SCALE" in
   ''|0*|*[!0-9]*) echo "SCALE must be a positive integer, got '$SCALE'" >&2; exit 2 ;;
@@ -40,7 +45,8 @@ LOG="$DIR/server.log"
 
 # A built cluster is reused, but only where PostgreSQL is installed too: the
 # tests also run its pg_checksums.
-if [[ -e "$DIR/READY" && -x "$PGBIN/pg_checksums" ]]; then
+built() { [[ -e "$DIR/READY" && "$(cat "$DIR/READY")" == "$LAYOUT" ]]; }
+if built && [[ -x "$PGBIN/pg_checksums" ]]; then
   echo "cluster at $DIR already built"
   exit 0
 fi
@@ -99,11 +105,11 @@ fi
 if [[ -f "$DATA/postmaster.pid" ]]; then
   as_pg "$PGBIN/pg_ctl" stop -D "$DATA" -m immediate -w >/dev/null 2>&1 || true
 fi
-if [[ -e "$DIR/READY" ]]; then
+if built; then
   echo "cluster at $DIR already built (PostgreSQL installed now)"
   exit 0
 fi
-rm -rf "$DATA" "$LOG" "$DIR/MANIFEST" "$DIR/MANIFEST.tmp" "$DIR/sock"
+rm -rf "$DATA" "$LOG" "$DIR/READY" "$DIR/MANIFEST" "$DIR/MANIFEST.tmp" "$DIR/sock"
 if [[ $EUID -eq 0 ]]; then
   chown -R postgres:postgres "$DIR" "$SOCK"
   if ! runuser -u postgres -- test -w "$DIR"; then
@@ -164,13 +170,23 @@ as_pg "${PSQL[@]}" -d bench -c \
   'VACUUM ANALYZE pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history'
 phase_done "vacuum analyze"
 
+# An unlogged table and its index: each gets an _init fork (empty for the
+# table; the index's holds its metapage, a real checksummed page).
+as_pg "${PSQL[@]}" -d bench \
+  -c "CREATE UNLOGGED TABLE unlogged_notes AS
+        SELECT g AS id, md5(g::text) AS note FROM generate_series(1, 20000) g" \
+  -c 'CREATE INDEX unlogged_notes_id ON unlogged_notes (id)' \
+  -c 'VACUUM unlogged_notes'
+phase_done "unlogged table"
+
 # ---------------------------------------------------------------- manifest --
 as_pg "${PSQL[@]}" -d bench -At -F $'\t' >"$DIR/MANIFEST.tmp" <<'SQL'
 SELECT 'database_oid', oid::text FROM pg_database WHERE datname = current_database();
 SELECT c.relname, pg_relation_filepath(c.oid)
 FROM unnest(ARRAY['pgbench_accounts', 'pgbench_accounts_pkey',
                   'pgbench_branches', 'pgbench_tellers',
-                  'pg_class', 'pg_database']) WITH ORDINALITY AS r(name, ord)
+                  'pg_class', 'pg_database',
+                  'unlogged_notes', 'unlogged_notes_id']) WITH ORDINALITY AS r(name, ord)
 JOIN pg_class c ON c.oid = to_regclass(r.name)
 ORDER BY r.ord;
 SQL
@@ -191,7 +207,7 @@ as_pg "$PGBIN/pg_checksums" --check -D "$DATA"
 phase_done "pg_checksums --check"
 
 if [[ $EUID -eq 0 ]]; then chown postgres:postgres "$DIR/MANIFEST" "$DIR/initdb.log"; fi
-as_pg touch "$DIR/READY"
+as_pg sh -c 'printf "%s\n" "$1" > "$2"' sh "$LAYOUT" "$DIR/READY"
 du -sh "$DATA"
 T_PHASE=$T_START
 phase_done total

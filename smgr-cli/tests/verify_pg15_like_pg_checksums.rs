@@ -2,7 +2,8 @@
 //! data checksums; `.1` segments, FSM, VM and init forks) gives the same
 //! findings as `pg_checksums --check`: the same files and blocks scanned
 //! and nothing bad on the clean cluster; exactly the same bad blocks on a
-//! copy with flipped bytes, where two more pages pass `pg_checksums` but
+//! copy with flipped bytes (in heap, index, catalog, second-segment, FSM,
+//! VM and init-fork pages), where two more pages pass `pg_checksums` but
 //! not the server (reported as warnings; counted with `--strict`). Both
 //! hold again after `smgr upload` copies the directory to the S3 test
 //! server and `smgr verify` reads it there.
@@ -109,30 +110,23 @@ fn the_clean_cluster_verifies_like_pg_checksums_locally_and_on_s3() {
     assert!(report["reads"].as_u64().unwrap() > 0);
 }
 
-/// Copies `from` to `to`, leaving out the files of `skip` relations.
-fn copy_tree(from: &Path, to: &Path, root: &Path, skip: &[&str]) {
+/// Copies `from` to `to`; the files named in `link` (paths relative to
+/// `root`), which the test leaves as they are, are hard links instead of
+/// copies (a copy where links cannot be made), to spare time and disk.
+fn copy_tree(from: &Path, to: &Path, root: &Path, link: &[&str]) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
         let source = entry.path();
-        let relative = source
-            .strip_prefix(root)
-            .unwrap()
-            .to_string_lossy()
-            .into_owned();
-        let skipped = skip.iter().any(|s| {
-            relative == *s
-                || relative.starts_with(&format!("{s}."))
-                || relative.starts_with(&format!("{s}_"))
-        });
-        if skipped {
-            continue;
-        }
+        let relative = source.strip_prefix(root).unwrap().to_string_lossy();
         let target = to.join(entry.file_name());
         if entry.file_type().unwrap().is_dir() {
-            copy_tree(&source, &target, root, skip);
+            copy_tree(&source, &target, root, link);
         } else if entry.file_type().unwrap().is_file() {
-            std::fs::copy(&source, &target).unwrap();
+            if !(link.contains(&relative.as_ref()) && std::fs::hard_link(&source, &target).is_ok())
+            {
+                std::fs::copy(&source, &target).unwrap();
+            }
         }
     }
 }
@@ -146,29 +140,40 @@ fn flipped_bytes_get_the_same_verdict_as_pg_checksums_locally_and_on_s3() {
         eprintln!("SKIPPED: pg_checksums (postgresql-15) is not installed");
         return;
     };
-    // A copy without the two big relations, to keep the test quick.
-    let copy = tempfile::tempdir().unwrap();
+    // A copy of the whole cluster, beside it on the same file system so
+    // that the big files no byte is flipped in can be hard links.
+    let copy = tempfile::tempdir_in(cluster.data.parent().unwrap()).unwrap();
     let data = copy.path().join("data");
-    let skip = [
-        cluster.relpath("pgbench_accounts"),
-        cluster.relpath("pgbench_accounts_pkey"),
-    ];
-    copy_tree(&cluster.data, &data, &cluster.data, &skip);
+    let accounts = cluster.relpath("pgbench_accounts");
+    let untouched = [accounts, cluster.relpath("pgbench_accounts_pkey")];
+    copy_tree(&cluster.data, &data, &cluster.data, &untouched);
 
     // Flips in headers, line pointers and tuple data of three relations;
     // one page gets two. (PostgreSQL's 16-bit checksum misses about one
     // flip in 56,000: whatever it misses we must miss too, and the test
     // insists some are caught so it cannot pass vacuously.)
-    let tellers = cluster.relpath("pgbench_tellers");
-    let branches = cluster.relpath("pgbench_branches");
-    let pg_class = cluster.relpath("pg_class");
+    let tellers = cluster.relpath("pgbench_tellers").to_owned();
+    let branches = cluster.relpath("pgbench_branches").to_owned();
+    let pg_class = cluster.relpath("pg_class").to_owned();
+    // And one page in each other kind of file: the second segment of
+    // pgbench_accounts (block 5 of `.1` is block 131077 of the fork), its
+    // free space map and visibility map, and the metapage in the init
+    // fork of an unlogged table's index.
+    let second_segment = format!("{accounts}.1");
+    let fsm = format!("{accounts}_fsm");
+    let vm = format!("{accounts}_vm");
+    let init = format!("{}_init", cluster.relpath("unlogged_notes_id"));
     for (file, block, offset, mask) in [
-        (tellers, 0usize, 20usize, 0x01u8),
-        (tellers, 2, 4000, 0x80),
-        (tellers, 3, 8191, 0xFF),
-        (branches, 0, 300, 0x10),
-        (branches, 0, 7000, 0x02),
-        (pg_class, 1, 12, 0x04),
+        (&tellers, 0usize, 20usize, 0x01u8),
+        (&tellers, 2, 4000, 0x80),
+        (&tellers, 3, 8191, 0xFF),
+        (&branches, 0, 300, 0x10),
+        (&branches, 0, 7000, 0x02),
+        (&pg_class, 1, 12, 0x04),
+        (&second_segment, 5, 1000, 0x08),
+        (&fsm, 2, 600, 0x40),
+        (&vm, 0, 100, 0x01),
+        (&init, 0, 40, 0x20),
     ] {
         flip(&data.join(file), block * 8192 + offset, mask);
     }
@@ -198,6 +203,10 @@ fn flipped_bytes_get_the_same_verdict_as_pg_checksums_locally_and_on_s3() {
     for page in &lenient {
         assert!(!theirs.contains(page), "pg_checksums refused {page:?}");
     }
+    for page in [(&second_segment, 5), (&fsm, 2), (&vm, 0), (&init, 0)] {
+        let page = (page.0.clone(), page.1);
+        assert!(theirs.contains(&page), "pg_checksums missed {page:?}");
+    }
 
     let (ours_run, report) = smgr_verify(data.to_str().unwrap(), false);
     let ours: BTreeSet<_> = bad_blocks(&report).into_iter().collect();
@@ -212,6 +221,15 @@ fn flipped_bytes_get_the_same_verdict_as_pg_checksums_locally_and_on_s3() {
         .into_iter()
         .collect();
     assert_eq!(warned, lenient.iter().cloned().collect(), "{report}");
+    // The page in the second segment is named by the block of its fork too.
+    let in_second_segment = report["bad_blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["file"] == second_segment.as_str())
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(in_second_segment["block_in_file"], 5);
+    assert_eq!(in_second_segment["block"], 131072 + 5);
 
     let (strict_run, strict) =
         verify_json(smgr().args(["verify", "--json", "--strict"]).arg(&data));
