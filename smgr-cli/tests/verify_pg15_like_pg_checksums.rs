@@ -122,11 +122,10 @@ fn copy_tree(from: &Path, to: &Path, root: &Path, link: &[&str]) {
         let target = to.join(entry.file_name());
         if entry.file_type().unwrap().is_dir() {
             copy_tree(&source, &target, root, link);
-        } else if entry.file_type().unwrap().is_file() {
-            if !(link.contains(&relative.as_ref()) && std::fs::hard_link(&source, &target).is_ok())
-            {
-                std::fs::copy(&source, &target).unwrap();
-            }
+        } else if entry.file_type().unwrap().is_file()
+            && !(link.contains(&relative.as_ref()) && std::fs::hard_link(&source, &target).is_ok())
+        {
+            std::fs::copy(&source, &target).unwrap();
         }
     }
 }
