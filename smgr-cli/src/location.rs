@@ -153,6 +153,18 @@ impl Opened {
     }
 }
 
+/// The error for a location with nothing of a cluster in it.
+fn not_a_data_directory(location: String) -> Error {
+    Error::io(
+        "find a PostgreSQL data directory in",
+        location,
+        std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "nothing in it under base/ or global/",
+        ),
+    )
+}
+
 /// Lists every object under `prefix` and keeps those `pg_checksums` would
 /// scan in a data directory.
 async fn list_objects(
@@ -168,6 +180,7 @@ async fn list_objects(
         .await
         .map_err(|e| Error::io("list", format!("{prefix}/"), std::io::Error::other(e)))?;
     let mut listed = Vec::new();
+    let mut cluster_keys = false;
     for meta in metas {
         let key = meta.location.as_ref();
         let relative = match key.strip_prefix(prefix) {
@@ -184,9 +197,17 @@ async fn list_objects(
             Some(path) => (path, true),
             None => (relative, false),
         };
+        cluster_keys |= path.starts_with("base/") || path.starts_with("global/");
         if scanned_path(path, naming) {
             listed.push((path.to_owned(), compressed, meta));
         }
+    }
+    if !cluster_keys {
+        return Err(not_a_data_directory(if prefix.is_empty() {
+            "the store's root".to_owned()
+        } else {
+            format!("{prefix}/")
+        }));
     }
     // Seek tables many at once: a cluster has thousands of segment files.
     let files = futures::stream::iter(listed)
@@ -222,6 +243,13 @@ async fn list_objects(
 /// `pg_checksums` does: every subdirectory recursively, and for each
 /// `pg_tblspc` link only its tablespace version directory.
 fn walk_local(root: &Path, naming: &PathNaming) -> Result<Vec<ListedFile>> {
+    // pg_checksums refuses a directory that is not a cluster; checking an
+    // empty one and finding nothing wrong would be a false "all good".
+    std::fs::metadata(root)
+        .map_err(|e| Error::io("open data directory", root.display().to_string(), e))?;
+    if !root.join("base").is_dir() && !root.join("global").is_dir() {
+        return Err(not_a_data_directory(root.display().to_string()));
+    }
     let mut files = Vec::new();
     for top in RELATION_DIRS {
         if !root.join(top).is_dir() {

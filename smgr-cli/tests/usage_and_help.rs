@@ -37,3 +37,38 @@ fn usage_errors_and_bad_locations_exit_2_in_one_line() {
         assert!(!run.stderr.contains("panicked"), "{args:?}: {run:?}");
     }
 }
+
+#[test]
+fn a_location_without_a_cluster_is_an_error_not_an_empty_success() {
+    // An existing directory with files but no base/ or global/ (a wrong
+    // path or prefix): pg_checksums refuses it, and so do we, instead of
+    // reporting "0 files, all good".
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("pg_wal")).unwrap();
+    std::fs::write(dir.path().join("PG_VERSION"), "15\n").unwrap();
+    let path = dir.path().to_str().unwrap();
+    let url = format!("file://{path}");
+    let target = format!("file://{path}/copy");
+    for args in [
+        &["verify", path][..],
+        &["verify", "--json", path],
+        &["verify", &url],
+        &["upload", path, &target],
+    ] {
+        let run = smgr_run(args);
+        assert_eq!(run.code, 2, "{args:?}: {run:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{args:?}: {run:?}");
+        assert!(
+            run.stderr
+                .contains("could not find a PostgreSQL data directory in")
+                && run.stderr.contains("nothing in it under base/ or global/"),
+            "{args:?}: {run:?}"
+        );
+    }
+    // Once it has one relation file, it is a (small) cluster.
+    std::fs::create_dir_all(dir.path().join("global")).unwrap();
+    std::fs::write(dir.path().join("global/1262"), [0u8; 8192]).unwrap();
+    let run = smgr_run(&["verify", path]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("Blocks scanned:  1"), "{run:?}");
+}
