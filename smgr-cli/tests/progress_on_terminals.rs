@@ -49,7 +49,9 @@ fn a_bar_on_a_terminal_and_silence_otherwise() {
     let seen = String::from_utf8_lossy(&std::fs::read(&typescript).unwrap()).into_owned();
     // The bar's "{pos}/{len} blocks" (the report has no such words).
     assert!(draws_a_count(&seen), "no progress bar drawn: {seen:?}");
-    assert!(!draws_a_count("Blocks scanned:  64\n64 reads of 1.0 blocks on average"));
+    assert!(!draws_a_count(
+        "Blocks scanned:  64\n64 reads of 1.0 blocks on average"
+    ));
     assert!(seen.contains("Blocks scanned:  64"), "{seen:?}");
 }
 
