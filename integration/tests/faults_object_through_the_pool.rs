@@ -31,6 +31,9 @@ const MAIN: ForkNumber = ForkNumber::Main;
 const BLOCKS: BlockNumber = 1024; // 8 MiB in 4 segment objects
 const FORMAT: PageFormat = PageFormat::Postgres { checksums: true };
 
+/// Plans `n` faults of one kind in a `FaultyStore`.
+type Inject = fn(&FaultyStore, usize);
+
 async fn load(store: Arc<dyn ObjectStore>, prefix: &str, rel: RelFileLocator) {
     let smgr = ObjectSmgr::new(store, prefix, ObjectOptions::new(BlockSize::DEFAULT, 256)).unwrap();
     write_demo_relation(&smgr, rel, BLOCKS, 256).await.unwrap();
@@ -78,23 +81,29 @@ async fn scenarios(base: Arc<dyn ObjectStore>, prefix: &str, place: &str) {
     let store: Arc<dyn ObjectStore> = faulty.clone();
     let bytes = u64::from(BLOCKS) * 8192;
 
-    faulty.fail_next_gets(3);
-    let (good, errors, pool) = scan(store.clone(), prefix, rel).await;
-    assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(good, u64::from(BLOCKS));
-    assert!(pool.census().is_quiet(), "{:?}", pool.census());
-    eprintln!("RELIABILITY | 5xx burst on GET ({place}), through pool and stream | 3 | retried: all {good} blocks correct | {bytes} |");
-
-    faulty.cut_next_gets(3);
-    let (good, errors, pool) = scan(store.clone(), prefix, rel).await;
-    assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(good, u64::from(BLOCKS));
-    assert!(pool.census().is_quiet());
-    eprintln!("RELIABILITY | body cut short mid-GET ({place}), through pool and stream | 3 | retried: all {good} blocks correct | {bytes} |");
+    // Transient faults, each retried below the pool.
+    let transient: [(&str, Inject); 3] = [
+        ("5xx burst on GET", FaultyStore::fail_next_gets),
+        ("body cut short mid-GET", FaultyStore::cut_next_gets),
+        (
+            "connection reset mid-body (half the body, then an error)",
+            FaultyStore::reset_next_gets,
+        ),
+    ];
+    for (fault, inject) in transient {
+        inject(&faulty, 3);
+        let (good, errors, pool) = scan(store.clone(), prefix, rel).await;
+        assert_eq!(faulty.pending_faults(), 0, "{fault}: not all met");
+        assert!(errors.is_empty(), "{fault}: {errors:?}");
+        assert_eq!(good, u64::from(BLOCKS), "{fault}");
+        assert!(pool.census().is_quiet(), "{fault}: {:?}", pool.census());
+        eprintln!("RELIABILITY | {fault} ({place}), through pool and stream | 3 | retried: all {good} blocks correct | {bytes} |");
+    }
 
     // Failing for good: more failures than the backend retries.
     faulty.fail_next_gets(40);
     let (good, errors, pool) = scan(store.clone(), prefix, rel).await;
+    assert_eq!(faulty.pending_faults(), 0, "the faults were not all met");
     assert!(!errors.is_empty());
     assert_eq!(good + errors.len() as u64, u64::from(BLOCKS));
     for err in &errors {

@@ -41,6 +41,7 @@ struct FaultState {
     counts: RequestCounts,
     transient_gets: usize,
     short_gets: usize,
+    reset_gets: usize,
     refuse_gets: bool,
 }
 
@@ -70,6 +71,19 @@ impl FaultyStore {
     /// The next `n` GETs return a body one byte short of the range asked.
     pub fn cut_next_gets(&self, n: usize) {
         self.state().short_gets = n;
+    }
+
+    /// The next `n` GETs send the first half of their body, then fail
+    /// mid-stream as a connection reset by the peer would.
+    pub fn reset_next_gets(&self, n: usize) {
+        self.state().reset_gets = n;
+    }
+
+    /// Faults planned that no GET has met yet (transient, cut, reset), so a
+    /// test can tell that what it injected was delivered.
+    pub fn pending_faults(&self) -> usize {
+        let state = self.state();
+        state.transient_gets + state.short_gets + state.reset_gets
     }
 
     /// From now on every GET is refused (permission denied) until turned
@@ -106,7 +120,7 @@ impl ObjectStore for FaultyStore {
     }
 
     async fn get_opts(&self, location: &Path, options: GetOptions) -> Result<GetResult> {
-        let (transient, short, refuse) = {
+        let (transient, short, reset, refuse) = {
             let mut state = self.state();
             state.counts.gets += 1;
             let transient = state.transient_gets > 0;
@@ -115,7 +129,11 @@ impl ObjectStore for FaultyStore {
             if short {
                 state.short_gets -= 1;
             }
-            (transient, short, state.refuse_gets)
+            let reset = !transient && !short && state.reset_gets > 0;
+            if reset {
+                state.reset_gets -= 1;
+            }
+            (transient, short, reset, state.refuse_gets)
         };
         if refuse {
             return Err(object_store::Error::PermissionDenied {
@@ -133,6 +151,20 @@ impl ObjectStore for FaultyStore {
         let mut bytes = result_bytes(&mut result).await?;
         if short && !bytes.is_empty() {
             bytes.truncate(bytes.len() - 1);
+        }
+        if reset {
+            let half = bytes.slice(..bytes.len() / 2);
+            self.state().counts.get_bytes += half.len() as u64;
+            let reset = object_store::Error::Generic {
+                store: "FaultyStore",
+                source: Box::new(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "injected: connection reset by peer mid-body",
+                )),
+            };
+            result.payload =
+                GetResultPayload::Stream(futures::stream::iter([Ok(half), Err(reset)]).boxed());
+            return Ok(result);
         }
         self.state().counts.get_bytes += bytes.len() as u64;
         result.payload =
