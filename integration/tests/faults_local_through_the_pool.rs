@@ -17,6 +17,7 @@ use bufmgr::{BufferPool, PoolConfig};
 use smgr_api::testkit::{Fault, FaultOp, FaultySmgr};
 use smgr_api::{
     BlockNumber, BlockSize, Error, ForkNumber, PageFormat, PageVerifier, RelFileLocator, Smgr,
+    SmgrExt,
 };
 use smgr_cli::demo::demo_page;
 use smgr_md::{MdOptions, MdSmgr};
@@ -217,6 +218,69 @@ async fn a_failed_write_back_keeps_pages_dirty_until_a_flush_succeeds() {
         "EIO on write-back, then EIO on fsync",
         2,
         "flush and fsync errors naming the file; pages stay dirty; next flush writes them",
+        checked,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_write_back_during_eviction_fails_the_read_and_keeps_the_page() {
+    let s = setup().await;
+    let verifier = PageVerifier::new(FORMAT, BlockSize::DEFAULT);
+    // A pool of 16 frames, every one holding a changed (dirty) page, so a
+    // read of any other block must write one back to get a frame.
+    let pool = BufferPool::new(s.faulty.clone(), PoolConfig::new(16, FORMAT)).unwrap();
+    let changed = |block| {
+        let mut page = demo_page(&verifier, BlockSize::DEFAULT, block + 2000);
+        verifier.set_checksum(&mut page, block);
+        page
+    };
+    for block in 0..16 {
+        let buffer = pool.read_for_update(s.rel, MAIN, block).await.unwrap();
+        let mut page = buffer.write().unwrap();
+        page.copy_from_slice(&demo_page(&verifier, BlockSize::DEFAULT, block + 2000));
+        page.mark_dirty();
+    }
+    assert_eq!(pool.census().dirty, 16);
+
+    s.faulty.inject(FaultOp::Write, Fault::Eio, 1);
+    let err = pool
+        .read_buffer(s.rel, MAIN, 100, bufmgr::ReadBufferMode::Normal)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("base/5/16400"), "{err}");
+    assert!(err.contains("Input/output error"), "{err}");
+    let census = pool.census();
+    assert!(census.is_quiet(), "{census:?}");
+    assert_eq!(
+        census.dirty, 16,
+        "the page that failed to write stays dirty"
+    );
+
+    // The fault is gone: the same read evicts (writing the victim back)
+    // and returns block 100 as stored; the pages written back on the way
+    // and by a final flush are the changed ones, on disk.
+    let buffer = pool
+        .read_buffer(s.rel, MAIN, 100, bufmgr::ReadBufferMode::Normal)
+        .await
+        .unwrap();
+    assert_eq!(
+        &*buffer.read().unwrap(),
+        &*demo_page(&verifier, BlockSize::DEFAULT, 100)
+    );
+    drop(buffer);
+    pool.flush_all().await.unwrap();
+    assert!(pool.census().is_quiet());
+    let mut checked = 8192u64;
+    for block in 0..16 {
+        let page = s.faulty.read_block(s.rel, MAIN, block).await.unwrap();
+        assert_eq!(&*page, &*changed(block), "block {block} on disk");
+        checked += 8192;
+    }
+    report(
+        "EIO on the write-back of an eviction",
+        1,
+        "the read that needed the frame fails naming the file; the victim stays dirty; then the read succeeds and every changed page reaches the file",
         checked,
     );
 }
