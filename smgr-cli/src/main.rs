@@ -71,19 +71,19 @@ enum Command {
         #[arg(long)]
         strict: bool,
         /// Streams read at the same time.
-        #[arg(long, short = 'j')]
+        #[arg(long, short = 'j', value_parser = in_range(1, 256))]
         jobs: Option<usize>,
         /// Threads the streams are spread over, each with a buffer pool of
         /// its own (default: one per core for a data directory, 1 for an
         /// object store).
-        #[arg(long)]
+        #[arg(long, value_parser = in_range(1, 256))]
         threads: Option<usize>,
         /// Largest combined read in KiB (io_combine_limit; default 128
         /// locally, 1024 for object stores).
-        #[arg(long)]
+        #[arg(long, value_parser = in_range(1, 16384))]
         combine_kib: Option<usize>,
         /// Reads in flight per stream (effective_io_concurrency).
-        #[arg(long)]
+        #[arg(long, value_parser = in_range(0, 1024))]
         max_ios: Option<usize>,
         /// Print the report as JSON.
         #[arg(long)]
@@ -105,10 +105,10 @@ enum Command {
         #[arg(long)]
         naive: bool,
         /// Buffer pool size in MiB.
-        #[arg(long, default_value_t = 64)]
+        #[arg(long, default_value_t = 64, value_parser = in_range(1, 1 << 16))]
         pool_mib: usize,
         /// Largest combined read in KiB (io_combine_limit).
-        #[arg(long, default_value_t = 128)]
+        #[arg(long, default_value_t = 128, value_parser = in_range(1, 16384))]
         combine_kib: usize,
         /// Print the statistics as JSON.
         #[arg(long)]
@@ -126,7 +126,7 @@ enum Command {
         /// Where to: s3://bucket/prefix, file:///dir.
         url: String,
         /// Files uploaded at the same time.
-        #[arg(long, short = 'j', default_value_t = 4)]
+        #[arg(long, short = 'j', default_value_t = 4, value_parser = in_range(1, 256))]
         jobs: usize,
         /// Store segments compressed: `zstd` or `zstd:LEVEL` (1-22; 3 by
         /// default), as zstd seekable objects (`.zst`) that any block run
@@ -147,10 +147,19 @@ enum Command {
         /// Directory for the generated data (a temporary one by default).
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// Size of the generated relation in MiB.
-        #[arg(long, default_value_t = 512)]
+        /// Size of the generated relation in MiB (16 to 4095).
+        #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..4096))]
         mib: u32,
     },
+}
+
+/// A clap parser for a whole number from `low` to `high`, whose error
+/// names the range.
+fn in_range(low: usize, high: usize) -> impl Fn(&str) -> Result<usize, String> + Clone {
+    move |text| match text.parse::<usize>() {
+        Ok(n) if (low..=high).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from {low} to {high}")),
+    }
 }
 
 /// How the cluster was built.
@@ -228,7 +237,10 @@ impl StoreArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return usage_error(err),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -256,6 +268,30 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// `--help`, `--version` and a bare `smgr` print what clap prints; a
+/// usage mistake is one line on stderr, like every other error, and exit
+/// status 2.
+fn usage_error(err: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    if !err.use_stderr() || err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let _ = err.print();
+        return ExitCode::from(if err.use_stderr() { 2 } else { 0 });
+    }
+    let text = err.render().to_string();
+    let what: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let what = what.join(" ");
+    eprintln!(
+        "smgr: {}; see --help",
+        what.strip_prefix("error: ").unwrap_or(&what)
+    );
+    ExitCode::from(2)
 }
 
 async fn run(command: Command) -> Result<u8, bufmgr::Error> {
