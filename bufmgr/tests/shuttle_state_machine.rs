@@ -135,6 +135,17 @@ fn a_dirty_page_survives_its_eviction() {
     });
 }
 
+/// Schedules, over every run of a scenario, in which the path it is about
+/// was taken (not merely allowed): counted outside shuttle's model, so
+/// that a test can insist the schedulers reached it.
+static WAITED_FOR_A_FAILED_READ: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+static DROPPED_MID_READ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count(schedules: &std::sync::atomic::AtomicUsize) {
+    schedules.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
 fn a_failed_read_is_retried_by_a_waiter() {
     block_on(async {
         let (pool, smgr) = setup(4).await;
@@ -142,6 +153,11 @@ fn a_failed_read_is_retried_by_a_waiter() {
         let a = spawn(read(pool.clone(), 5));
         let b = spawn(read(pool.clone(), 5));
         let outcomes = [a.await.unwrap(), b.await.unwrap()];
+        // One reader waited on the other's read (the one that failed) and
+        // then read the block itself.
+        if pool.stats().io_wait > std::time::Duration::ZERO {
+            count(&WAITED_FOR_A_FAILED_READ);
+        }
         let errors = outcomes.iter().filter(|o| o.is_err()).count();
         assert_eq!(
             errors, 1,
@@ -172,6 +188,7 @@ fn a_cancelled_read_leaves_nothing_behind() {
                     }
                     yield_now().await;
                 }
+                count(&DROPPED_MID_READ);
             }
         });
         let reader = spawn(read(pool.clone(), 2));
@@ -235,6 +252,23 @@ fn explore(name: &str, scenario: fn()) {
     eprintln!("SHUTTLE | {name} | {n} random + {n} PCT (depth 3) schedules | passed |");
 }
 
+/// `explore`, then insists that `reached` schedules took the path the
+/// scenario is about, and says how many.
+fn explore_reaching(
+    name: &str,
+    scenario: fn(),
+    path: &str,
+    reached: &std::sync::atomic::AtomicUsize,
+) {
+    explore(name, scenario);
+    let reached = reached.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!(
+        "SHUTTLE | {name} | {path} in {reached} of {} schedules |",
+        2 * iterations()
+    );
+    assert!(reached > 0, "no schedule of {name:?} took the path: {path}");
+}
+
 #[test]
 fn two_readers_missing_one_block() {
     explore("two readers miss one block", two_readers_miss_one_block);
@@ -250,17 +284,21 @@ fn a_reader_and_an_evictor() {
 
 #[test]
 fn a_failed_io_retried_by_a_waiter() {
-    explore(
+    explore_reaching(
         "a failed read retried by a waiter",
         a_failed_read_is_retried_by_a_waiter,
+        "a reader waited on the failing read, then read itself",
+        &WAITED_FOR_A_FAILED_READ,
     );
 }
 
 #[test]
 fn a_cancelled_read() {
-    explore(
+    explore_reaching(
         "a read cancelled mid-I/O",
         a_cancelled_read_leaves_nothing_behind,
+        "the read was dropped before it finished",
+        &DROPPED_MID_READ,
     );
 }
 
