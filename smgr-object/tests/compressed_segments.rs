@@ -13,7 +13,7 @@ use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStoreExt, PutPayload};
 use smgr_api::{Error, PageBuf, RelFileLocator, Smgr};
-use smgr_object::seekable::compress;
+use smgr_object::seekable::{compress, SeekTable, Tail};
 use smgr_object::ObjectSmgr;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -185,4 +185,52 @@ async fn prefetch_then_read_of_compressed_frames_costs_one_get() {
             first + n
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_is_one_ranged_get_of_exactly_its_frames() {
+    let store = Arc::new(InMemory::new());
+    let rel = compressed_relation(&store).await;
+    // Segment 0's table, read here from the object itself.
+    let key = format!("{}.zst", segment0_key(rel));
+    let object = get(&store, &key).await.unwrap();
+    let Tail::Table(table) =
+        SeekTable::parse_tail(&key, &object, object.len() as u64, 1 << 20).unwrap()
+    else {
+        panic!("no seek table");
+    };
+    let faulty = Arc::new(smgr_object::testing::FaultyStore::new(store.clone()));
+    let smgr = ObjectSmgr::new(faulty.clone(), "c", options()).unwrap();
+    assert_eq!(smgr.nblocks(rel, MAIN).await.unwrap(), 150);
+    // Inside one frame; whole frames; parts of three frames (segment 0:
+    // blocks 0..64, frames of 16 blocks).
+    for (first, n) in [(20u32, 1u32), (16, 32), (10, 30)] {
+        let before = faulty.counts();
+        let pages = read(&smgr, rel, first, n as usize).await.unwrap();
+        for (i, p) in pages.iter().enumerate() {
+            assert!(
+                *p == page(1, first + i as u32),
+                "block {}",
+                first + i as u32
+            );
+        }
+        let after = faulty.counts();
+        let bytes = u64::from(first) * BS as u64..u64::from(first + n) * BS as u64;
+        let frames = table.compressed_range(table.frames_for(bytes));
+        assert_eq!(after.gets - before.gets, 1, "blocks {first}..{}", first + n);
+        assert_eq!(
+            after.get_bytes - before.get_bytes,
+            frames.end - frames.start,
+            "blocks {first}..{}: the GET should cover exactly their frames",
+            first + n
+        );
+    }
+}
+
+/// The key of segment 0 of `rel` (without `.zst`).
+fn segment0_key(rel: RelFileLocator) -> String {
+    ObjectSmgr::new(Arc::new(InMemory::new()), "c", options())
+        .unwrap()
+        .segment_key(rel, MAIN, 0)
+        .unwrap()
 }
