@@ -15,7 +15,7 @@
 //! Both sources of file lists (a directory walk and an object listing) end
 //! in [`Inventory::build`], so the rules are applied once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
@@ -35,6 +35,10 @@ pub struct ListedFile {
     pub size: u64,
     /// Bytes stored (the file, or the object as stored).
     pub stored: u64,
+    /// Why the file's logical size could not be learned (a compressed
+    /// object whose seek table is damaged): its fork is reported as a
+    /// problem and not read; the rest of the location still is.
+    pub unreadable: Option<String>,
 }
 
 /// Whether `pg_checksums` skips an entry of a scanned directory by name
@@ -127,6 +131,7 @@ impl Inventory {
     ) -> Inventory {
         let mut inventory = Inventory::default();
         let mut forks: BTreeMap<(RelFileLocator, ForkNumber), Vec<SegmentEntry>> = BTreeMap::new();
+        let mut unreadable = BTreeSet::new();
         for file in files {
             let name = file.path.rsplit('/').next().unwrap_or_default();
             if skipped_file(name) {
@@ -134,6 +139,16 @@ impl Inventory {
                 continue;
             }
             match naming.parse(&file.path) {
+                Ok(seg) if file.unreadable.is_some() => {
+                    unreadable.insert((seg.locator, seg.fork));
+                    inventory.problems.push(Problem {
+                        message: format!(
+                            "{}; this fork is not checked",
+                            file.unreadable.unwrap_or_default()
+                        ),
+                        file: file.path,
+                    });
+                }
                 Ok(seg) => forks
                     .entry((seg.locator, seg.fork))
                     .or_default()
@@ -150,6 +165,9 @@ impl Inventory {
             }
         }
         for ((rel, fork), mut segments) in forks {
+            if unreadable.contains(&(rel, fork)) {
+                continue;
+            }
             segments.sort_by_key(|s| s.segno);
             let readable = readable_blocks(
                 &segments,
@@ -271,6 +289,7 @@ mod tests {
                 path: (*path).to_owned(),
                 size: *size,
                 stored: *size,
+                unreadable: None,
             })
             .collect();
         Inventory::build(files, &PathNaming::default(), BlockSize::DEFAULT, 4)

@@ -212,26 +212,34 @@ async fn list_objects(
     // Seek tables many at once: a cluster has thousands of segment files.
     let files = futures::stream::iter(listed)
         .map(|(path, compressed, meta)| async move {
-            // Through the backend, which keeps the table for its own
-            // listing of the directory (one tail GET per object, not two).
-            let size = if compressed {
-                backend
+            let mut file = ListedFile {
+                path,
+                size: meta.size,
+                stored: meta.size,
+                unreadable: None,
+            };
+            if compressed {
+                // Through the backend, which keeps the table for its own
+                // listing of the directory (one tail GET per object, not
+                // two). A damaged table fails its own fork only; a
+                // request that fails fails the listing.
+                match backend
                     .seek_table(
                         meta.location.as_ref(),
                         meta.size,
                         meta.e_tag.clone(),
                         meta.version.clone(),
                     )
-                    .await?
-                    .decompressed_len()
-            } else {
-                meta.size
-            };
-            Ok::<_, Error>(ListedFile {
-                path,
-                size,
-                stored: meta.size,
-            })
+                    .await
+                {
+                    Ok(table) => file.size = table.decompressed_len(),
+                    Err(err @ (Error::CorruptObject { .. } | Error::CorruptFrame { .. })) => {
+                        file.unreadable = Some(err.to_string());
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
+            Ok::<_, Error>(file)
         })
         .buffer_unordered(16)
         .try_collect()
@@ -291,6 +299,7 @@ fn walk_dir(root: &Path, relative: &str, files: &mut Vec<ListedFile>) -> Result<
                 path,
                 size: meta.len(),
                 stored: meta.len(),
+                unreadable: None,
             });
         }
     }

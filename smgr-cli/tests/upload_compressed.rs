@@ -123,6 +123,34 @@ fn compressed_uploads_verify_and_scan_like_the_directory() {
     assert_eq!(scan.code, 0, "{scan:?}");
     let scan: serde_json::Value = serde_json::from_str(&scan.stdout).unwrap();
     assert_eq!(scan["blocks"], 3);
+
+    // A damaged seek table (its frame count no longer adds up) fails its
+    // own fork, named, with exit status 2; every other fork is still
+    // checked and the bad page still found.
+    let fsm = bucket.join("z/base/5/100_fsm.zst");
+    let mut object = std::fs::read(&fsm).unwrap();
+    let count_at = object.len() - 9;
+    object[count_at] ^= 0x01;
+    std::fs::write(&fsm, object).unwrap();
+    let (damaged_run, damaged) =
+        verify_json(smgr().args(["verify", "--json", "--segment-blocks", "128", &url]));
+    assert_eq!(damaged_run.code, 2, "{damaged_run:?}");
+    assert_eq!(bad_blocks(&damaged), vec![("base/5/100.1".to_owned(), 7)]);
+    let problems = damaged["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{damaged}");
+    assert_eq!(problems[0]["file"], "base/5/100_fsm", "{damaged}");
+    assert!(
+        problems[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("this fork is not checked"),
+        "{damaged}"
+    );
+    assert_eq!(
+        damaged["blocks"].as_u64().unwrap(),
+        local["blocks"].as_u64().unwrap() - 3,
+        "every other block still checked"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
