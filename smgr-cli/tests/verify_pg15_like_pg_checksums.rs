@@ -108,6 +108,26 @@ fn the_clean_cluster_verifies_like_pg_checksums_locally_and_on_s3() {
     assert_eq!(report["files"], files, "files on S3 vs pg_checksums");
     assert_eq!(report["blocks"], blocks, "blocks on S3 vs pg_checksums");
     assert!(report["reads"].as_u64().unwrap() > 0);
+
+    // One relation fork scanned by a stream from S3, as from the directory.
+    let index = cluster.relpath("pgbench_accounts_pkey");
+    let scan = |location: &str, s3: bool| {
+        let mut command = smgr();
+        command.args(["scan", "--json", location, index]);
+        if s3 {
+            assert!(with_s3(&mut command));
+        }
+        let run = run(&mut command);
+        assert_eq!(run.code, 0, "{run:?}");
+        serde_json::from_str::<serde_json::Value>(&run.stdout).unwrap()
+    };
+    let (local, remote) = (scan(data, false), scan(&url, true));
+    assert!(local["blocks"].as_u64().unwrap() > 10_000, "{local}");
+    assert_eq!(remote["blocks"], local["blocks"], "{remote} vs {local}");
+    assert!(
+        remote["reads"].as_u64().unwrap() < local["blocks"].as_u64().unwrap() / 8,
+        "the stream combined its reads: {remote}"
+    );
 }
 
 /// Copies `from` to `to`; the files named in `link` (paths relative to
