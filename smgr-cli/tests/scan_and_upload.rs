@@ -89,6 +89,29 @@ fn upload_then_scan_and_verify_the_copy() {
         verified.stdout.contains("Blocks scanned:  301"),
         "{verified:?}"
     );
+
+    // The same upload's report as JSON.
+    let again = format!("file://{}/json", target.display());
+    let up = smgr_run(&[
+        "upload",
+        "--json",
+        data.to_str().unwrap(),
+        &again,
+        "--segment-blocks",
+        "128",
+    ]);
+    assert_eq!(up.code, 0, "{up:?}");
+    let report: serde_json::Value = serde_json::from_str(&up.stdout).unwrap();
+    assert_eq!(report["files"], 4, "{report}");
+    assert_eq!(report["bytes"], 301 * 8192, "{report}");
+    assert_eq!(report["stored_bytes"], report["bytes"], "{report}");
+    assert_eq!(report["skipped_files"], 1, "PG_VERSION: {report}");
+    assert_eq!(
+        report["not_relation_files"],
+        serde_json::json!(["base/5/notes.txt"]),
+        "{report}"
+    );
+    assert_eq!(report["failed"], serde_json::json!([]), "{report}");
 }
 
 #[test]

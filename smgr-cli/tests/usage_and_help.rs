@@ -76,3 +76,37 @@ fn a_location_without_a_cluster_is_an_error_not_an_empty_success() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("Blocks scanned:  1"), "{run:?}");
 }
+
+#[test]
+fn rust_log_turns_on_logging_and_it_is_off_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    common::write_fork(dir.path(), "base/5/100", 8, 4);
+    let path = dir.path().to_str().unwrap();
+    let quiet = smgr_run(&["verify", path, "--segment-blocks", "4"]);
+    assert_eq!(quiet.code, 0, "{quiet:?}");
+    assert_eq!(quiet.stderr, "", "{quiet:?}");
+
+    let logged = common::run(
+        common::smgr()
+            .args(["verify", path, "--segment-blocks", "4"])
+            .env("RUST_LOG", "smgr_cli=debug"),
+    );
+    assert_eq!(logged.code, 0, "{logged:?}");
+    assert!(
+        logged.stderr.contains("DEBUG") && logged.stderr.contains("verified"),
+        "{logged:?}"
+    );
+    // Logs go to stderr: the report on stdout is the same.
+    assert_eq!(
+        logged
+            .stdout
+            .lines()
+            .filter(|l| !l.starts_with("Read:"))
+            .collect::<Vec<_>>(),
+        quiet
+            .stdout
+            .lines()
+            .filter(|l| !l.starts_with("Read:"))
+            .collect::<Vec<_>>()
+    );
+}
