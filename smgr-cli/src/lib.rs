@@ -31,6 +31,7 @@
 //! ```
 
 pub mod bench;
+pub mod control;
 pub mod demo;
 pub mod inventory;
 pub mod location;

@@ -39,6 +39,7 @@ use smgr_api::{
 use streamread::{ReadStream, StreamConfig, StreamFlags};
 use tokio::task::JoinSet;
 
+use crate::control::ControlFile;
 use crate::inventory::{Inventory, Problem};
 use crate::location::{Location, LocationOptions};
 
@@ -262,6 +263,28 @@ pub async fn verify_location(
     progress: Arc<Progress>,
 ) -> Result<VerifyReport, bufmgr::Error> {
     let started = Instant::now();
+    if let Location::Local(dir) = location {
+        // As pg_checksums, refuse a running cluster, one without checksums
+        // when they are to be checked, and other block or segment sizes.
+        let refusal = match ControlFile::read(dir) {
+            Ok(control) => control.and_then(|c| {
+                c.refusal(
+                    verify_options.checksums,
+                    options.block_size.get(),
+                    options.segment_blocks,
+                )
+            }),
+            Err(why) => Some(why),
+        };
+        if let Some(why) = refusal {
+            return Err(Error::io(
+                "verify the cluster at",
+                dir.display().to_string(),
+                std::io::Error::other(why),
+            )
+            .into());
+        }
+    }
     let opened = location.open(options)?;
     let files = opened.list().await?;
     tracing::debug!(files = files.len(), elapsed = ?started.elapsed(), "listed {location}");

@@ -12,6 +12,8 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use smgr_cli::control::{ControlFile, DbState};
+
 use common::{
     bad_blocks, blocks_listed, edit_page, flip, smgr, smgr_run, verify_json, write_fork, Run,
 };
@@ -27,11 +29,27 @@ fn data_dir() -> tempfile::TempDir {
     write_fork(dir.path(), "global/1262", 1, 4);
     std::fs::write(dir.path().join("base/5/PG_VERSION"), "15\n").unwrap();
     std::fs::write(dir.path().join("base/5/pg_filenode.map"), [0u8; 512]).unwrap();
-    std::fs::write(dir.path().join("global/pg_control"), [1u8; 8192]).unwrap();
+    std::fs::write(
+        dir.path().join("global/pg_control"),
+        control(1, 1).to_bytes(),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("base/5/pg_internal.init"), [2u8; 100]).unwrap();
     std::fs::create_dir_all(dir.path().join("base/pgsql_tmp")).unwrap();
     std::fs::write(dir.path().join("base/pgsql_tmp/pgsql_tmp1.0"), [3u8; 10]).unwrap();
     dir
+}
+
+/// A control file for a cluster of 4-block segments in `state` (1 is
+/// shut down), with data checksums version `checksums` (0: off).
+fn control(state: u32, checksums: u32) -> ControlFile {
+    ControlFile {
+        version: 1300,
+        state: DbState(state),
+        block_size: 8192,
+        segment_blocks: 4,
+        data_checksum_version: checksums,
+    }
 }
 
 fn verify(dir: &Path) -> Run {
@@ -97,6 +115,51 @@ fn a_bad_page_is_exit_1_with_file_block_and_fork_block() {
     assert_eq!(bad_blocks(&report), vec![("base/5/100.1".to_owned(), 1)]);
     assert_eq!(report["bad_blocks"][0]["block"], 5);
     assert_eq!(report["blocks"], 12, "the bad block is counted as scanned");
+}
+
+#[test]
+fn pg_control_decides_whether_the_cluster_can_be_checked() {
+    let dir = data_dir();
+    let pg_control = dir.path().join("global/pg_control");
+    let refused = |words: &str| {
+        let run = verify(dir.path());
+        assert_eq!(run.code, 2, "{run:?}");
+        assert_eq!(run.stderr.lines().count(), 1, "{run:?}");
+        assert!(run.stderr.contains(words), "{words:?}: {run:?}");
+        assert!(run.stdout.is_empty(), "nothing checked: {run:?}");
+    };
+    // A running server (its pages may be mid-write), as pg_checksums.
+    std::fs::write(&pg_control, control(6, 1).to_bytes()).unwrap();
+    refused("must be shut down (pg_control says: in production)");
+    // Checksums off: every page would look bad; say so instead.
+    std::fs::write(&pg_control, control(1, 0).to_bytes()).unwrap();
+    refused("data checksums are not enabled");
+    let headers_only = smgr_run(&[
+        "verify",
+        "--no-checksums",
+        "--segment-blocks",
+        "4",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert_eq!(headers_only.code, 0, "{headers_only:?}");
+    // Sizes other than the cluster's.
+    std::fs::write(&pg_control, control(1, 1).to_bytes()).unwrap();
+    let other_segments = smgr_run(&["verify", dir.path().to_str().unwrap()]);
+    assert_eq!(other_segments.code, 2, "{other_segments:?}");
+    assert!(
+        other_segments
+            .stderr
+            .contains("segments hold 4 blocks (pg_control)"),
+        "{other_segments:?}"
+    );
+    // A damaged control file.
+    let mut bytes = control(1, 1).to_bytes();
+    bytes[100] ^= 0x10;
+    std::fs::write(&pg_control, bytes).unwrap();
+    refused("control file CRC is incorrect");
+    // Shut down in recovery (a stopped standby) is fine.
+    std::fs::write(&pg_control, control(2, 1).to_bytes()).unwrap();
+    assert_eq!(verify(dir.path()).code, 0);
 }
 
 #[test]

@@ -90,6 +90,21 @@ fn the_clean_cluster_verifies_like_pg_checksums_locally_and_on_s3() {
     let (theirs, files, blocks, bad) = pg_checksums_check(&tool, &cluster.data);
     assert_eq!(theirs.code, 0, "{theirs:?}");
     assert!(bad.is_empty());
+    // Its pg_control read as pg_controldata prints it.
+    let control = smgr_cli::control::ControlFile::read(&cluster.data)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (
+            control.version,
+            control.block_size,
+            control.segment_blocks,
+            control.data_checksum_version
+        ),
+        (1300, 8192, 131072, 1),
+        "{control:?}"
+    );
+    assert_eq!(control.state.name(), "shut down");
 
     let data = cluster.data.to_str().unwrap();
     let (ours, report) = smgr_verify(data, false);

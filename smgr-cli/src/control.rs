@@ -1,0 +1,218 @@
+//! What a data directory's `global/pg_control` says, read as
+//! `pg_checksums` reads it before checking anything: the block and segment
+//! sizes the cluster was built with, whether data checksums are on, and
+//! whether its server is shut down.
+//!
+//! The fields are found by their place after `floatFormat`, the constant
+//! 1234567.0 that PostgreSQL stores to detect the float format: from there
+//! to the CRC the struct has had one layout in every release with data
+//! checksums this tool reads (version 1300 is PostgreSQL 15). The CRC-32C
+//! over everything before the `crc` field must match, so a reading that is
+//! off by a field is never believed.
+
+use std::path::Path;
+
+/// `floatFormat`'s value, `FLOATFORMAT_VALUE` in `pg_control.h`.
+const FLOAT_FORMAT: f64 = 1234567.0;
+/// Bytes from `floatFormat` to `crc`: eight `uint32`s, `float8ByVal`
+/// (padded to 4), `data_checksum_version`, the 32-byte nonce.
+const FLOAT_FORMAT_TO_CRC: usize = 8 + 8 * 4 + 4 + 4 + 32;
+
+/// The server state recorded in `pg_control` (`DBState`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DbState(pub u32);
+
+impl DbState {
+    /// Cleanly shut down, as a primary or in recovery: nothing is writing.
+    pub fn is_shut_down(self) -> bool {
+        matches!(self.0, 1 | 2)
+    }
+
+    /// The state in `pg_controldata`'s words.
+    pub fn name(self) -> &'static str {
+        match self.0 {
+            0 => "starting up",
+            1 => "shut down",
+            2 => "shut down in recovery",
+            3 => "shutting down",
+            4 => "in crash recovery",
+            5 => "in archive recovery",
+            6 => "in production",
+            _ => "unknown",
+        }
+    }
+}
+
+/// The fields of `pg_control` that decide how to verify a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ControlFile {
+    /// `pg_control_version` (1300 for PostgreSQL 15).
+    pub version: u32,
+    /// The server's state when it last wrote the file.
+    pub state: DbState,
+    /// `BLCKSZ`.
+    pub block_size: u32,
+    /// `RELSEG_SIZE`, in blocks.
+    pub segment_blocks: u32,
+    /// 0 when data checksums are off.
+    pub data_checksum_version: u32,
+}
+
+impl ControlFile {
+    /// Reads `global/pg_control` under `data_dir`: `Ok(None)` if there is
+    /// none (a directory of relation files that is not a whole cluster),
+    /// an error naming the file if it cannot be read or is not one.
+    pub fn read(data_dir: &Path) -> Result<Option<ControlFile>, String> {
+        let path = data_dir.join("global/pg_control");
+        match std::fs::read(&path) {
+            Ok(bytes) => ControlFile::parse(&bytes)
+                .map(Some)
+                .map_err(|why| format!("{}: {why}", path.display())),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(format!("could not read {}: {err}", path.display())),
+        }
+    }
+
+    /// Parses the bytes of a `pg_control` file.
+    pub fn parse(bytes: &[u8]) -> Result<ControlFile, String> {
+        let u32_at = |at: usize| -> Option<u32> {
+            let field = bytes.get(at..at + 4)?;
+            Some(u32::from_le_bytes([field[0], field[1], field[2], field[3]]))
+        };
+        let anchor = FLOAT_FORMAT.to_le_bytes();
+        let at = (0..bytes.len().saturating_sub(FLOAT_FORMAT_TO_CRC + 4))
+            .step_by(8)
+            .find(|&at| bytes[at..at + 8] == anchor)
+            .ok_or("not a PostgreSQL control file (no float format check value)")?;
+        let crc_at = at + FLOAT_FORMAT_TO_CRC;
+        let stored = u32_at(crc_at).ok_or("control file cut short")?;
+        let computed = crc32c::crc32c(&bytes[..crc_at]);
+        if stored != computed {
+            return Err(format!(
+                "control file CRC is incorrect (stored {stored:#010x}, calculated {computed:#010x})"
+            ));
+        }
+        let field = |at: usize| u32_at(at).ok_or("control file cut short");
+        Ok(ControlFile {
+            version: field(8)?,
+            state: DbState(field(16)?),
+            block_size: field(at + 8)?,
+            segment_blocks: field(at + 12)?,
+            data_checksum_version: field(at + 44)?,
+        })
+    }
+
+    /// Writes the fields this module reads into a control file of 8 KiB
+    /// with a CRC that matches, laid out as PostgreSQL 15's: for tests
+    /// and tools that build data directories.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = vec![0u8; 8192];
+        let at = 208; // where PostgreSQL 15 has floatFormat
+        bytes[8..12].copy_from_slice(&self.version.to_le_bytes());
+        bytes[16..20].copy_from_slice(&self.state.0.to_le_bytes());
+        bytes[at..at + 8].copy_from_slice(&FLOAT_FORMAT.to_le_bytes());
+        bytes[at + 8..at + 12].copy_from_slice(&self.block_size.to_le_bytes());
+        bytes[at + 12..at + 16].copy_from_slice(&self.segment_blocks.to_le_bytes());
+        bytes[at + 44..at + 48].copy_from_slice(&self.data_checksum_version.to_le_bytes());
+        let crc_at = at + FLOAT_FORMAT_TO_CRC;
+        let crc = crc32c::crc32c(&bytes[..crc_at]);
+        bytes[crc_at..crc_at + 4].copy_from_slice(&crc.to_le_bytes());
+        bytes
+    }
+
+    /// Why this cluster cannot be verified with these settings, as
+    /// `pg_checksums` refuses it: a running server, checksums off when
+    /// they are to be checked, other block or segment sizes.
+    pub fn refusal(&self, checksums: bool, block_size: u32, segment_blocks: u32) -> Option<String> {
+        if !self.state.is_shut_down() {
+            return Some(format!(
+                "the cluster must be shut down (pg_control says: {}); stop its server, or verify a copy of a stopped one",
+                self.state.name()
+            ));
+        }
+        if checksums && self.data_checksum_version == 0 {
+            return Some(
+                "data checksums are not enabled in the cluster (pg_control); --no-checksums checks page headers only"
+                    .to_owned(),
+            );
+        }
+        if self.block_size != block_size {
+            return Some(format!(
+                "the cluster's block size is {} (pg_control) but --block-size is {block_size}",
+                self.block_size
+            ));
+        }
+        if self.segment_blocks != segment_blocks {
+            return Some(format!(
+                "the cluster's segments hold {} blocks (pg_control) but --segment-blocks is {segment_blocks}",
+                self.segment_blocks
+            ));
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pg15() -> ControlFile {
+        ControlFile {
+            version: 1300,
+            state: DbState(1),
+            block_size: 8192,
+            segment_blocks: 131072,
+            data_checksum_version: 1,
+        }
+    }
+
+    #[test]
+    fn what_is_written_is_read_back() {
+        let control = pg15();
+        assert_eq!(ControlFile::parse(&control.to_bytes()), Ok(control));
+        assert_eq!(control.refusal(true, 8192, 131072), None);
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_file_is_refused() {
+        let mut bytes = pg15().to_bytes();
+        bytes[20] ^= 1;
+        let err = ControlFile::parse(&bytes).unwrap_err();
+        assert!(err.contains("CRC is incorrect"), "{err}");
+        let err = ControlFile::parse(&[1u8; 8192]).unwrap_err();
+        assert!(err.contains("not a PostgreSQL control file"), "{err}");
+        let err = ControlFile::parse(&pg15().to_bytes()[..250]).unwrap_err();
+        assert!(err.contains("not a PostgreSQL control file"), "{err}");
+        assert!(ControlFile::parse(&[]).is_err());
+    }
+
+    #[test]
+    fn refusals_say_why() {
+        let running = ControlFile {
+            state: DbState(6),
+            ..pg15()
+        };
+        let why = running.refusal(true, 8192, 131072).unwrap();
+        assert!(
+            why.contains("must be shut down") && why.contains("in production"),
+            "{why}"
+        );
+        let off = ControlFile {
+            data_checksum_version: 0,
+            ..pg15()
+        };
+        assert!(off
+            .refusal(true, 8192, 131072)
+            .unwrap()
+            .contains("not enabled"));
+        assert_eq!(off.refusal(false, 8192, 131072), None);
+        assert!(pg15()
+            .refusal(true, 16384, 131072)
+            .unwrap()
+            .contains("block size is 8192"));
+        assert!(pg15()
+            .refusal(true, 8192, 4)
+            .unwrap()
+            .contains("131072 blocks"));
+    }
+}
