@@ -20,6 +20,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use serde::Serialize;
 use smgr_api::Error;
 
+use crate::control::ControlFile;
 use crate::inventory::{Inventory, Problem};
 use crate::location::{Location, LocationOptions};
 use crate::verify::Progress;
@@ -87,6 +88,23 @@ pub async fn upload(
     progress: Arc<Progress>,
 ) -> Result<UploadReport, Error> {
     let started = Instant::now();
+    // A running server may be writing pages as they are copied: torn
+    // pages in the copy. Refuse it, as `verify` does.
+    let refusal = match ControlFile::read(pgdata) {
+        Ok(Some(control)) if !control.state.is_shut_down() => Some(format!(
+            "the cluster must be shut down (pg_control says: {}); stop its server, or upload a copy of a stopped one",
+            control.state.name()
+        )),
+        Ok(_) => None,
+        Err(why) => Some(why),
+    };
+    if let Some(why) = refusal {
+        return Err(Error::io(
+            "upload the cluster at",
+            pgdata.display().to_string(),
+            std::io::Error::other(why),
+        ));
+    }
     let local = Location::Local(pgdata.to_path_buf()).open(options)?;
     let inventory = Inventory::build(
         local.list().await?,

@@ -118,7 +118,7 @@ fn a_bad_page_is_exit_1_with_file_block_and_fork_block() {
 }
 
 #[test]
-fn pg_control_decides_whether_the_cluster_can_be_checked() {
+fn pg_control_decides_whether_the_cluster_can_be_checked_or_uploaded() {
     let dir = data_dir();
     let pg_control = dir.path().join("global/pg_control");
     let refused = |words: &str| {
@@ -160,6 +160,23 @@ fn pg_control_decides_whether_the_cluster_can_be_checked() {
     // Shut down in recovery (a stopped standby) is fine.
     std::fs::write(&pg_control, control(2, 1).to_bytes()).unwrap();
     assert_eq!(verify(dir.path()).code, 0);
+
+    // upload refuses a running cluster too (its copy could hold torn
+    // pages), and takes a stopped one.
+    let bucket = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/copy", bucket.path().display());
+    let data = dir.path().to_str().unwrap();
+    std::fs::write(&pg_control, control(6, 1).to_bytes()).unwrap();
+    let up = smgr_run(&["upload", data, &url, "--segment-blocks", "4"]);
+    assert_eq!(up.code, 2, "{up:?}");
+    assert!(up.stderr.contains("must be shut down"), "{up:?}");
+    assert!(
+        !bucket.path().join("copy").exists(),
+        "nothing uploaded: {up:?}"
+    );
+    std::fs::write(&pg_control, control(1, 1).to_bytes()).unwrap();
+    let up = smgr_run(&["upload", data, &url, "--segment-blocks", "4"]);
+    assert_eq!(up.code, 0, "{up:?}");
 }
 
 #[test]
