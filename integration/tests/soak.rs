@@ -1,7 +1,9 @@
 //! Soak run: many concurrent read streams and writers over a small buffer
-//! pool, on both backends (`smgr-md` in a temporary directory and the
-//! object backend over the in-memory store), for a bounded time, checked
-//! against a model, with resident memory sampled and required to stay flat.
+//! pool, on both backends (`smgr-md` in a temporary directory; the object
+//! backend over the in-memory store with plain and with compressed segment
+//! objects, and over the real S3 server with compressed ones), for a
+//! bounded time, checked against a model, with resident memory sampled and
+//! required to stay flat.
 //!
 //! Every page holds (block, version) in its tuple bytes; writers bump a
 //! block's version under the page's exclusive lock and record it in the
@@ -236,15 +238,60 @@ async fn soak_local_files() {
     soak(md, "smgr-md", seconds()).await;
 }
 
+/// Small segment objects: every write-back rewrites a whole object (or,
+/// compressed, the frames it touches, in frames of 16 blocks).
+async fn object_soak(
+    store: Arc<dyn object_store::ObjectStore>,
+    prefix: &str,
+    zstd: bool,
+    name: &str,
+) {
+    let compression = if zstd {
+        smgr_object::Compression::Zstd {
+            level: 1,
+            frame_blocks: 16,
+        }
+    } else {
+        smgr_object::Compression::None
+    };
+    let options = ObjectOptions::new(BlockSize::DEFAULT, 64).compression(compression);
+    let object = ObjectSmgr::new(store, prefix, options).unwrap();
+    soak(Arc::new(object), name, seconds()).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "soak run: minutes of load; run by hand (see the file's docs and RELIABILITY.md)"]
 async fn soak_object_store() {
-    // Small segment objects: every write-back rewrites a whole object.
-    let object = ObjectSmgr::new(
+    object_soak(
         Arc::new(InMemory::new()),
         "soak",
-        ObjectOptions::new(BlockSize::DEFAULT, 64),
+        false,
+        "smgr-object (in memory)",
     )
-    .unwrap();
-    soak(Arc::new(object), "smgr-object (in memory)", seconds()).await;
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "soak run: minutes of load; run by hand (see the file's docs and RELIABILITY.md)"]
+async fn soak_object_store_compressed() {
+    object_soak(
+        Arc::new(InMemory::new()),
+        "soak",
+        true,
+        "smgr-object (in memory, zstd)",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "soak run: minutes of load; run by hand (see the file's docs and RELIABILITY.md)"]
+async fn soak_object_store_on_s3() {
+    // The real server (scripts/seaweedfs.sh): every GET and PUT a round
+    // trip, conditional puts checked by the server.
+    let Some(options) = integration::s3_server() else {
+        return;
+    };
+    let (store, prefix, _) =
+        smgr_object::store_from_url(&integration::s3_url("soak"), &options).unwrap();
+    object_soak(store, &prefix, true, "smgr-object (SeaweedFS, zstd)").await;
 }

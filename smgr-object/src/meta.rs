@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use smgr_api::{BlockNumber, Error, ForkNumber, RelFileLocator, Result, MAX_BLOCK_NUMBER};
 
 use crate::options::ObjectOptions;
@@ -111,6 +111,15 @@ impl Corrupt {
 struct State {
     forks: HashMap<(RelFileLocator, ForkNumber), Result<ForkMeta, Corrupt>>,
     listed: HashSet<String>,
+    /// Counts changes to what is known (own writes, forgetting): a LIST
+    /// shows the bucket as it was when it began, so what it found for a
+    /// fork changed since then is older than what we know, or than what
+    /// made us forget it, and must not be recorded.
+    epoch: u64,
+    /// The epoch of each fork's last own write or forgetting.
+    changed_at: HashMap<(RelFileLocator, ForkNumber), u64>,
+    /// The epoch of the last `clear`.
+    cleared_at: u64,
 }
 
 #[derive(Default)]
@@ -142,27 +151,32 @@ impl MetaCache {
             .rsplit_once('/')
             .map(|(d, _)| d.to_owned())
             .unwrap_or_default();
-        {
-            let state = self.state();
-            if let Some(entry) = state.forks.get(&(rel, fork)) {
-                return entry.clone().map(Some).map_err(|corrupt| corrupt.error());
-            }
-            if state.listed.contains(&dir) {
-                return Ok(None);
-            }
-        }
-        // A compressed object replaced between the LIST and the GET of its
-        // seek table makes that GET fail its If-Match: list again.
+        // A listing that began before an own write or a forgetting of a
+        // fork in it records nothing for that fork (see `State::epoch`),
+        // and the directory is listed again.
         let mut attempts = 0;
         loop {
-            match self.list_dir(store, opts, prefix, &dir).await {
-                Err(Error::Conflict { .. }) if attempts < 8 => attempts += 1,
-                other => break other?,
+            {
+                let state = self.state();
+                if let Some(entry) = state.forks.get(&(rel, fork)) {
+                    return entry.clone().map(Some).map_err(|corrupt| corrupt.error());
+                }
+                if state.listed.contains(&dir) {
+                    return Ok(None);
+                }
             }
-        }
-        match self.state().forks.get(&(rel, fork)) {
-            Some(entry) => entry.clone().map(Some).map_err(|corrupt| corrupt.error()),
-            None => Ok(None),
+            attempts += 1;
+            match self.list_dir(store, opts, prefix, &dir).await {
+                Err(Error::Conflict { .. }) if attempts < 8 => {}
+                Err(err) => return Err(err),
+                Ok(()) if attempts < 8 => {}
+                Ok(()) => {
+                    return Err(Error::Conflict {
+                        path: join(prefix, &relpath),
+                        detail: "the directory kept changing while it was listed",
+                    })
+                }
+            }
         }
     }
 
@@ -174,6 +188,7 @@ impl MetaCache {
         prefix: &str,
         dir: &str,
     ) -> Result<()> {
+        let started = self.state().epoch;
         let dir_path = Path::from(join(prefix, dir));
         let objects: Vec<object_store::ObjectMeta> = store
             .list(Some(&dir_path))
@@ -209,7 +224,11 @@ impl MetaCache {
         // table makes its fork corrupt, not the whole directory.
         let with_tables: Vec<_> = futures::stream::iter(listed)
             .map(|(seg, mut meta, compressed)| async move {
-                if let Some(key) = compressed {
+                let Some(key) = compressed else {
+                    return Ok::<_, Error>(Some((seg, Ok(meta))));
+                };
+                let mut replaced = 0;
+                let table = loop {
                     let table = match self.take_table(&key, meta.e_tag.as_deref()) {
                         Some(table) => Ok(table),
                         None => crate::seekable::fetch_seek_table(
@@ -224,24 +243,42 @@ impl MetaCache {
                         .map(Arc::new),
                     };
                     match table {
-                        Ok(table) => {
-                            meta.size = table.decompressed_len();
-                            meta.table = Some(table);
+                        // Replaced since the LIST (its tail GET failed its
+                        // If-Match): learn this object's version again,
+                        // not the whole directory's.
+                        Err(Error::Conflict { .. }) if replaced < 4 => {
+                            replaced += 1;
+                            match store.head(&Path::from(key.as_str())).await {
+                                Ok(head) => {
+                                    meta = SegmentMeta::plain(head.size, head.e_tag, head.version)
+                                }
+                                Err(object_store::Error::NotFound { .. }) => return Ok(None),
+                                Err(err) => {
+                                    return Err(crate::error::from_store("head", &key, err))
+                                }
+                            }
                         }
-                        Err(Error::CorruptObject { key, detail }) => {
-                            return Ok((seg, Err(Corrupt::Object { key, detail })));
-                        }
-                        Err(err) => return Err(err),
+                        other => break other,
                     }
+                };
+                match table {
+                    Ok(table) => {
+                        meta.size = table.decompressed_len();
+                        meta.table = Some(table);
+                        Ok(Some((seg, Ok(meta))))
+                    }
+                    Err(Error::CorruptObject { key, detail }) => {
+                        Ok(Some((seg, Err(Corrupt::Object { key, detail }))))
+                    }
+                    Err(err) => Err(err),
                 }
-                Ok::<_, Error>((seg, Ok(meta)))
             })
             .buffer_unordered(16)
             .try_collect()
             .await?;
         type Listed = Vec<(u32, Result<SegmentMeta, Corrupt>)>;
         let mut found: HashMap<(RelFileLocator, ForkNumber), Listed> = HashMap::new();
-        for (seg, meta) in with_tables {
+        for (seg, meta) in with_tables.into_iter().flatten() {
             found
                 .entry((seg.locator, seg.fork))
                 .or_default()
@@ -265,16 +302,44 @@ impl MetaCache {
             forks.insert((rel, fork), fork_meta);
         }
         let mut state = self.state();
+        if state.cleared_at > started {
+            // Everything was forgotten meanwhile: this listing is too old.
+            return Ok(());
+        }
+        let mut complete = true;
         for (key, meta) in forks {
+            if state.changed_at.get(&key).is_some_and(|&at| at > started) {
+                // Written or forgotten since the LIST began: what it found
+                // is older. Known (own write): keep it; forgotten: list
+                // this directory again.
+                complete &= state.forks.contains_key(&key);
+                continue;
+            }
             state.forks.entry(key).or_insert(meta);
         }
-        state.listed.insert(dir.to_owned());
+        // A fork forgotten since the LIST began that the LIST did not show
+        // (deleted, or created since) must be looked for again too.
+        let forgotten_here = state.changed_at.iter().any(|(key, &at)| {
+            at > started
+                && !state.forks.contains_key(key)
+                && opts
+                    .naming
+                    .relpath(key.0, key.1)
+                    .is_ok_and(|p| p.rsplit_once('/').is_some_and(|(d, _)| d == dir))
+        });
+        if complete && !forgotten_here {
+            state.listed.insert(dir.to_owned());
+        }
         Ok(())
     }
 
-    /// Records a fork's segments after our own write.
+    /// Records a fork's segments after our own write (`None`: the fork
+    /// is gone).
     pub fn set(&self, rel: RelFileLocator, fork: ForkNumber, meta: Option<ForkMeta>) {
         let mut state = self.state();
+        state.epoch += 1;
+        let epoch = state.epoch;
+        state.changed_at.insert((rel, fork), epoch);
         match meta {
             Some(meta) => {
                 state.forks.insert((rel, fork), Ok(meta));
@@ -283,6 +348,25 @@ impl MetaCache {
                 state.forks.remove(&(rel, fork));
             }
         }
+    }
+
+    /// Forgets one fork (someone else changed it): the next access lists
+    /// its directory again; what is known of the other forks stays.
+    pub fn forget(
+        &self,
+        opts: &ObjectOptions,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+    ) -> Result<()> {
+        let relpath = opts.naming.relpath(rel, fork)?;
+        let dir = relpath.rsplit_once('/').map(|(d, _)| d).unwrap_or_default();
+        let mut state = self.state();
+        state.epoch += 1;
+        let epoch = state.epoch;
+        state.changed_at.insert((rel, fork), epoch);
+        state.forks.remove(&(rel, fork));
+        state.listed.remove(dir);
+        Ok(())
     }
 
     /// Remembers the seek table of object `key` at version `e_tag`.
@@ -305,8 +389,11 @@ impl MetaCache {
     /// Forgets everything: the next access lists again.
     pub fn clear(&self) {
         let mut state = self.state();
+        state.epoch += 1;
+        state.cleared_at = state.epoch;
         state.forks.clear();
         state.listed.clear();
+        state.changed_at.clear();
     }
 }
 
@@ -376,4 +463,100 @@ pub(crate) fn join(prefix: &str, rest: &str) -> String {
 /// The block count as a `BlockNumber` (the shape check bounds it).
 pub(crate) fn nblocks32(meta: &ForkMeta, opts: &ObjectOptions) -> BlockNumber {
     meta.nblocks(opts) as BlockNumber
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use object_store::memory::InMemory;
+    use object_store::{ObjectStoreExt, PutPayload};
+    use smgr_api::BlockSize;
+
+    use super::*;
+    use crate::testing::FaultyStore;
+
+    const REL: RelFileLocator = RelFileLocator::in_database(5, 16000);
+    const MAIN: ForkNumber = ForkNumber::Main;
+
+    /// A one-segment fork of `blocks` blocks written straight to the store;
+    /// its metadata as an own write would record it.
+    async fn put(store: &InMemory, blocks: usize) -> ForkMeta {
+        let put = store
+            .put(
+                &Path::from("base/5/16000"),
+                PutPayload::from(vec![0u8; blocks * 8192]),
+            )
+            .await
+            .unwrap();
+        ForkMeta {
+            segments: vec![SegmentMeta::plain(
+                (blocks * 8192) as u64,
+                put.e_tag,
+                put.version,
+            )],
+        }
+    }
+
+    /// A listing that took its snapshot before our own write (3 blocks,
+    /// or with `unlink` the fork's removal) landed and was recorded, and
+    /// before `then` ran, answering after both: what the cache knows of
+    /// the fork afterwards.
+    async fn stale_listing_around(unlink: bool, then: impl Fn(&MetaCache)) -> Option<ForkMeta> {
+        let inner = Arc::new(InMemory::new());
+        put(&inner, 2).await;
+        let faulty = Arc::new(FaultyStore::new(inner.clone()));
+        let store: Arc<dyn ObjectStore> = faulty.clone();
+        let opts = ObjectOptions::new(BlockSize::DEFAULT, 16);
+        let cache = MetaCache::default();
+        faulty.delay_lists(Some(Duration::from_millis(300)));
+        let listing = cache.list_dir(&store, &opts, "", "base/5");
+        let meanwhile = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if unlink {
+                inner.delete(&Path::from("base/5/16000")).await.unwrap();
+                cache.set(REL, MAIN, None);
+            } else {
+                let written = put(&inner, 3).await;
+                cache.set(REL, MAIN, Some(written));
+            }
+            then(&cache);
+        };
+        let (listed, ()) = tokio::join!(listing, meanwhile);
+        listed.unwrap();
+        faulty.delay_lists(None);
+        cache.get(&store, &opts, "", REL, MAIN).await.unwrap()
+    }
+
+    fn blocks(meta: Option<ForkMeta>) -> Option<u64> {
+        meta.map(|m| m.nblocks(&ObjectOptions::new(BlockSize::DEFAULT, 16)))
+    }
+
+    #[tokio::test]
+    async fn an_older_listing_never_undoes_an_own_write() {
+        // Then everything forgotten (ObjectSmgr::refresh): the old listing
+        // must not come back as the truth.
+        assert_eq!(
+            blocks(stale_listing_around(false, MetaCache::clear).await),
+            Some(3)
+        );
+        // Then this fork forgotten (a reader saw it replaced).
+        let forget = |cache: &MetaCache| {
+            cache
+                .forget(&ObjectOptions::new(BlockSize::DEFAULT, 16), REL, MAIN)
+                .unwrap();
+        };
+        assert_eq!(blocks(stale_listing_around(false, forget).await), Some(3));
+        // Kept as recorded.
+        assert_eq!(blocks(stale_listing_around(false, |_| {}).await), Some(3));
+    }
+
+    #[tokio::test]
+    async fn an_older_listing_never_brings_back_an_unlinked_fork() {
+        assert_eq!(blocks(stale_listing_around(true, |_| {}).await), None);
+        assert_eq!(
+            blocks(stale_listing_around(true, MetaCache::clear).await),
+            None
+        );
+    }
 }

@@ -363,9 +363,14 @@ impl Smgr for ObjectSmgr {
             {
                 Err(Error::Conflict { .. }) if attempts < 8 => {
                     attempts += 1;
+                    // Our own write may have replaced the segment and not
+                    // recorded its new version yet: let this fork's writes
+                    // finish, then look again.
+                    drop(self.inner.write_lock(rel, fork).lock().await);
                     let current = self.inner.fork_required(rel, fork).await?;
                     if current.segments == meta.segments {
-                        self.refresh();
+                        // Someone else's write: learn this fork again.
+                        self.inner.meta.forget(&self.inner.opts, rel, fork)?;
                     }
                 }
                 Err(err) => return Err(err),

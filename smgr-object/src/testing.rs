@@ -43,6 +43,7 @@ struct FaultState {
     short_gets: usize,
     reset_gets: usize,
     refuse_gets: bool,
+    list_delay: Option<std::time::Duration>,
 }
 
 impl FaultyStore {
@@ -84,6 +85,14 @@ impl FaultyStore {
     pub fn pending_faults(&self) -> usize {
         let state = self.state();
         state.transient_gets + state.short_gets + state.reset_gets
+    }
+
+    /// From now on every LIST takes its snapshot of the store when it
+    /// starts but answers only `delay` later (`None`: at once again), as a
+    /// slow listing of a busy bucket does: what it shows may be older than
+    /// writes made meanwhile.
+    pub fn delay_lists(&self, delay: Option<std::time::Duration>) {
+        self.state().list_delay = delay;
     }
 
     /// From now on every GET is refused (permission denied) until turned
@@ -180,8 +189,22 @@ impl ObjectStore for FaultyStore {
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
-        self.state().counts.lists += 1;
-        self.inner.list(prefix)
+        let delay = {
+            let mut state = self.state();
+            state.counts.lists += 1;
+            state.list_delay
+        };
+        let listing = self.inner.list(prefix);
+        match delay {
+            None => listing,
+            Some(delay) => futures::stream::once(async move {
+                let snapshot: Vec<Result<ObjectMeta>> = listing.collect().await;
+                tokio::time::sleep(delay).await;
+                futures::stream::iter(snapshot)
+            })
+            .flatten()
+            .boxed(),
+        }
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> Result<ListResult> {
