@@ -10,7 +10,9 @@
 //! - **Reads**: a run of blocks is one ranged GET per segment it touches,
 //!   pinned to the segment's ETag (`If-Match`): all bytes of one read come
 //!   from one object version, or the read fails with
-//!   [`smgr_api::Error::Conflict`] (after one retry with fresh metadata).
+//!   [`smgr_api::Error::Conflict`] (after up to 8 tries, each with the
+//!   segment's current version: a version this backend wrote is waited
+//!   for, one written elsewhere is learnt by listing that fork again).
 //! - **Prefetch**: starts the GET now and parks the bytes in a bounded cache
 //!   (moka, weighed in bytes); a later `readv` of the same range joins the
 //!   request in flight or takes its bytes, so prefetch + read costs one GET.
@@ -19,7 +21,8 @@
 //!   is false and streams keep advising sequential scans.
 //! - **Sizes**: a fork's segments are learnt by listing its directory once
 //!   (one LIST serves every fork in it) and kept current by this backend's
-//!   own writes; [`ObjectSmgr::refresh`] forgets them.
+//!   own writes (a listing older than an own write never overrides it);
+//!   [`ObjectSmgr::refresh`] forgets them.
 //! - **Writes**: objects are immutable, so a write rewrites each segment
 //!   object it touches: GET the segment, change it, PUT it back with a
 //!   conditional put on the ETag read (or create-only for new segments), so
