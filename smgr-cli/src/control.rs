@@ -4,19 +4,26 @@
 //! whether its server is shut down.
 //!
 //! The fields are found by their place after `floatFormat`, the constant
-//! 1234567.0 that PostgreSQL stores to detect the float format: from there
-//! to the CRC the struct has had one layout in every release with data
-//! checksums this tool reads (version 1300 is PostgreSQL 15). The CRC-32C
-//! over everything before the `crc` field must match, so a reading that is
-//! off by a field is never believed.
+//! 1234567.0 that PostgreSQL stores to detect the float format: the fields
+//! read here follow it in the same order in every release since data
+//! checksums exist; what lies between them and the CRC changed twice (a
+//! nonce in PostgreSQL 11, a bool before it in 18), so the CRC-32C over
+//! everything before it must match at one of those three places. A
+//! reading that is off by a field is never believed.
 
 use std::path::Path;
 
 /// `floatFormat`'s value, `FLOATFORMAT_VALUE` in `pg_control.h`.
 const FLOAT_FORMAT: f64 = 1234567.0;
 /// Bytes from `floatFormat` to `crc`: eight `uint32`s, `float8ByVal`
-/// (padded to 4), `data_checksum_version`, the 32-byte nonce.
+/// (padded to 4), `data_checksum_version`, the 32-byte nonce (PostgreSQL
+/// 11 to 17).
 const FLOAT_FORMAT_TO_CRC: usize = 8 + 8 * 4 + 4 + 4 + 32;
+/// Where else the CRC may be: before PostgreSQL 11 there was no nonce;
+/// PostgreSQL 18 put `default_char_signedness` (a bool) before it. The
+/// fields read here sit before both changes; the CRC says which layout a
+/// file has.
+const OTHER_CRC_PLACES: [usize; 2] = [FLOAT_FORMAT_TO_CRC - 32, FLOAT_FORMAT_TO_CRC + 4];
 
 /// The server state recorded in `pg_control` (`DBState`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -84,12 +91,17 @@ impl ControlFile {
             .step_by(8)
             .find(|&at| bytes[at..at + 8] == anchor)
             .ok_or("not a PostgreSQL control file (no float format check value)")?;
-        let crc_at = at + FLOAT_FORMAT_TO_CRC;
-        let stored = u32_at(crc_at).ok_or("control file cut short")?;
-        let computed = crc32c::crc32c(&bytes[..crc_at]);
-        if stored != computed {
+        let crc_matches = |to_crc: usize| {
+            let crc_at = at + to_crc;
+            u32_at(crc_at).is_some_and(|stored| stored == crc32c::crc32c(&bytes[..crc_at]))
+        };
+        if !crc_matches(FLOAT_FORMAT_TO_CRC) && !OTHER_CRC_PLACES.into_iter().any(crc_matches) {
+            let crc_at = at + FLOAT_FORMAT_TO_CRC;
+            let stored = u32_at(crc_at).ok_or("control file cut short")?;
+            let computed = crc32c::crc32c(&bytes[..crc_at]);
             return Err(format!(
-                "control file CRC is incorrect (stored {stored:#010x}, calculated {computed:#010x})"
+                "control file CRC is incorrect (stored {stored:#010x}, calculated {computed:#010x}; pg_control_version {})",
+                u32_at(8).unwrap_or(0)
             ));
         }
         let field = |at: usize| u32_at(at).ok_or("control file cut short");
@@ -171,6 +183,23 @@ mod tests {
         let control = pg15();
         assert_eq!(ControlFile::parse(&control.to_bytes()), Ok(control));
         assert_eq!(control.refusal(true, 8192, 131072), None);
+    }
+
+    #[test]
+    fn the_layouts_before_and_after_are_read_too() {
+        // PostgreSQL 18 (a bool before the nonce: the CRC 4 bytes later)
+        // and 10 (no nonce): the same fields, found by their CRC.
+        for (version, to_crc) in [
+            (1800u32, FLOAT_FORMAT_TO_CRC + 4),
+            (1002, FLOAT_FORMAT_TO_CRC - 32),
+        ] {
+            let control = ControlFile { version, ..pg15() };
+            let mut bytes = control.to_bytes();
+            bytes[208 + FLOAT_FORMAT_TO_CRC..208 + FLOAT_FORMAT_TO_CRC + 4].fill(0);
+            let crc = crc32c::crc32c(&bytes[..208 + to_crc]);
+            bytes[208 + to_crc..208 + to_crc + 4].copy_from_slice(&crc.to_le_bytes());
+            assert_eq!(ControlFile::parse(&bytes), Ok(control), "version {version}");
+        }
     }
 
     #[test]

@@ -74,8 +74,8 @@ enum Command {
         #[arg(long, short = 'j', value_parser = in_range(1, 256))]
         jobs: Option<usize>,
         /// Threads the streams are spread over, each with a buffer pool of
-        /// its own (default: one per core for a data directory, 1 for an
-        /// object store).
+        /// its own (default: one per core; data directories only: an object
+        /// store is always read by one).
         #[arg(long, value_parser = in_range(1, 256))]
         threads: Option<usize>,
         /// Largest combined read in KiB (io_combine_limit; default 128
@@ -341,6 +341,12 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
                 verify_options.jobs = jobs.max(1);
             }
             if let Some(threads) = threads {
+                if matches!(location, Location::Object(_)) && threads > 1 {
+                    // The store's HTTP connections belong to the runtime
+                    // that opened them; one runtime serves every stream.
+                    eprintln!("smgr: verify --threads applies to data directories only (one thread reads an object store)");
+                    return Ok(2);
+                }
                 verify_options.threads = threads.max(1);
             }
             if let Some(kib) = combine_kib {

@@ -117,9 +117,15 @@ impl VerifyOptions {
         self.threads.clamp(1, self.jobs.max(1))
     }
 
-    /// Streams each thread runs at the same time.
+    /// Streams each thread runs at the same time: `jobs` in all.
+    fn jobs_of_thread(&self, thread: usize) -> usize {
+        let (jobs, threads) = (self.jobs.max(1), self.threads());
+        jobs / threads + usize::from(thread < jobs % threads)
+    }
+
+    /// The most streams one thread runs (what its pool is sized for).
     fn jobs_per_thread(&self) -> usize {
-        self.jobs.max(1).div_ceil(self.threads())
+        self.jobs_of_thread(0)
     }
 }
 
@@ -366,14 +372,14 @@ pub async fn verify(
             (context, batches)
         })
         .collect();
-    let jobs = options.jobs_per_thread();
     match work.pop() {
         Some((context, batches)) if work.is_empty() => {
-            report.add_all(run_batches(context, batches, jobs).await);
+            report.add_all(run_batches(context, batches, options.jobs_of_thread(0)).await);
         }
         Some(last) => {
             work.push(last);
-            match tokio::task::spawn_blocking(move || run_on_threads(work, jobs)).await {
+            let jobs: Vec<usize> = (0..work.len()).map(|t| options.jobs_of_thread(t)).collect();
+            match tokio::task::spawn_blocking(move || run_on_threads(work, &jobs)).await {
                 Ok(outcomes) => outcomes.into_iter().for_each(|o| report.add_all(o)),
                 Err(err) => report.problems.push(Problem {
                     file: "(verification threads)".to_owned(),
@@ -448,12 +454,13 @@ fn share_out(batches: Vec<Vec<Chunk>>, threads: usize) -> Vec<Vec<Vec<Chunk>>> {
 /// Runs each share of batches on a thread of its own, in a current-thread
 /// runtime (its streams' read tasks run there too; reads that block go to
 /// that runtime's blocking pool), and waits for all of them.
-fn run_on_threads(work: Vec<(Arc<ChunkContext>, Vec<Vec<Chunk>>)>, jobs: usize) -> Vec<Outcome> {
+fn run_on_threads(work: Vec<(Arc<ChunkContext>, Vec<Vec<Chunk>>)>, jobs: &[usize]) -> Vec<Outcome> {
     std::thread::scope(|scope| {
         let running: Vec<_> = work
             .into_iter()
             .enumerate()
             .map(|(i, (context, batches))| {
+                let jobs = jobs.get(i).copied().unwrap_or(1);
                 std::thread::Builder::new()
                     .name(format!("smgr-verify-{i}"))
                     .spawn_scoped(

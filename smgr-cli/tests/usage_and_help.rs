@@ -24,6 +24,7 @@ fn usage_errors_and_bad_locations_exit_2_in_one_line() {
         &["verify"][..],
         &["verify", "--jobs", "0", "/tmp"],
         &["verify", "--max-ios", "100000", "/tmp"],
+        &["verify", "--threads", "2", "file:///tmp"],
         &["scan", "--pool-mib", "99999999", "/tmp", "base/1/2"],
         &["bench", "--mib", "5000"],
         &["upload", "--compress", "gzip", "/tmp", "file:///tmp/x"],

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStore;
 use smgr_api::{BlockNumber, Error, ForkNumber, RelFileLocator, Result, MAX_BLOCK_NUMBER};
 
 use crate::options::ObjectOptions;
@@ -120,6 +120,8 @@ struct State {
     changed_at: HashMap<(RelFileLocator, ForkNumber), u64>,
     /// The epoch of the last `clear`.
     cleared_at: u64,
+    /// Forks this backend unlinked (known to be absent).
+    unlinked: HashSet<(RelFileLocator, ForkNumber)>,
 }
 
 #[derive(Default)]
@@ -165,18 +167,14 @@ impl MetaCache {
                     return Ok(None);
                 }
             }
-            attempts += 1;
-            match self.list_dir(store, opts, prefix, &dir).await {
-                Err(Error::Conflict { .. }) if attempts < 8 => {}
-                Err(err) => return Err(err),
-                Ok(()) if attempts < 8 => {}
-                Ok(()) => {
-                    return Err(Error::Conflict {
-                        path: join(prefix, &relpath),
-                        detail: "the directory kept changing while it was listed",
-                    })
-                }
+            if attempts == 8 {
+                return Err(Error::Conflict {
+                    path: join(prefix, &relpath),
+                    detail: "the directory kept changing while it was listed",
+                });
             }
+            attempts += 1;
+            self.list_dir(store, opts, prefix, &dir).await?;
         }
     }
 
@@ -225,70 +223,63 @@ impl MetaCache {
         let with_tables: Vec<_> = futures::stream::iter(listed)
             .map(|(seg, mut meta, compressed)| async move {
                 let Some(key) = compressed else {
-                    return Ok::<_, Error>(Some((seg, Ok(meta))));
+                    return Ok::<_, Error>((seg, Ok(meta)));
                 };
-                let mut replaced = 0;
-                let table = loop {
-                    let table = match self.take_table(&key, meta.e_tag.as_deref()) {
-                        Some(table) => Ok(table),
-                        None => crate::seekable::fetch_seek_table(
-                            store.as_ref(),
-                            &key,
-                            meta.stored,
-                            meta.e_tag.clone(),
-                            meta.version.clone(),
-                            opts.max_frame_bytes(),
-                        )
-                        .await
-                        .map(Arc::new),
-                    };
-                    match table {
-                        // Replaced since the LIST (its tail GET failed its
-                        // If-Match): learn this object's version again,
-                        // not the whole directory's.
-                        Err(Error::Conflict { .. }) if replaced < 4 => {
-                            replaced += 1;
-                            match store.head(&Path::from(key.as_str())).await {
-                                Ok(head) => {
-                                    meta = SegmentMeta::plain(head.size, head.e_tag, head.version)
-                                }
-                                Err(object_store::Error::NotFound { .. }) => return Ok(None),
-                                Err(err) => {
-                                    return Err(crate::error::from_store("head", &key, err))
-                                }
-                            }
-                        }
-                        other => break other,
-                    }
+                let table = match self.take_table(&key, meta.e_tag.as_deref()) {
+                    Some(table) => Ok(table),
+                    None => crate::seekable::fetch_seek_table(
+                        store.as_ref(),
+                        &key,
+                        meta.stored,
+                        meta.e_tag.clone(),
+                        meta.version.clone(),
+                        opts.max_frame_bytes(),
+                    )
+                    .await
+                    .map(Arc::new),
                 };
                 match table {
                     Ok(table) => {
                         meta.size = table.decompressed_len();
                         meta.table = Some(table);
-                        Ok(Some((seg, Ok(meta))))
+                        Ok((seg, Ok(meta)))
                     }
                     Err(Error::CorruptObject { key, detail }) => {
-                        Ok(Some((seg, Err(Corrupt::Object { key, detail }))))
+                        Ok((seg, Err(Some(Corrupt::Object { key, detail }))))
                     }
+                    // Replaced (or gone) since the LIST: this LIST cannot
+                    // say what the fork is now; its other objects may be of
+                    // another moment too. Nothing is recorded for the fork.
+                    Err(Error::Conflict { .. } | Error::NotFound { .. }) => Ok((seg, Err(None))),
                     Err(err) => Err(err),
                 }
             })
             .buffer_unordered(16)
             .try_collect()
             .await?;
-        type Listed = Vec<(u32, Result<SegmentMeta, Corrupt>)>;
+        // Per segment: its metadata, or why not (`Err(None)`: replaced or
+        // gone since the LIST, so the fork is unsettled).
+        type Listed = Vec<(u32, Result<SegmentMeta, Option<Corrupt>>)>;
         let mut found: HashMap<(RelFileLocator, ForkNumber), Listed> = HashMap::new();
-        for (seg, meta) in with_tables.into_iter().flatten() {
+        for (seg, meta) in with_tables {
             found
                 .entry((seg.locator, seg.fork))
                 .or_default()
                 .push((seg.segno, meta));
         }
         let mut forks = HashMap::new();
+        let mut unsettled = Vec::new();
         for ((rel, fork), mut segments) in found {
+            if segments.iter().any(|(_, m)| matches!(m, Err(None))) {
+                unsettled.push((rel, fork));
+                continue;
+            }
             segments.sort_by_key(|(segno, _)| *segno);
-            let fork_meta = match segments.iter().find_map(|(_, m)| m.as_ref().err()) {
-                Some(corrupt) => Err(corrupt.clone()),
+            let fork_meta = match segments
+                .iter()
+                .find_map(|(_, m)| m.as_ref().err().cloned().flatten())
+            {
+                Some(corrupt) => Err(corrupt),
                 None => shape(
                     opts,
                     rel,
@@ -306,13 +297,19 @@ impl MetaCache {
             // Everything was forgotten meanwhile: this listing is too old.
             return Ok(());
         }
-        let mut complete = true;
+        // What is known since the LIST began (own writes and unlinks)
+        // settles a fork; anything else about it must be listed again.
+        let known_since = |state: &State, key: &(RelFileLocator, ForkNumber)| {
+            state.changed_at.get(key).is_some_and(|&at| at > started)
+                && (state.forks.contains_key(key) || state.unlinked.contains(key))
+        };
+        let mut complete = unsettled.iter().all(|key| known_since(&state, key));
         for (key, meta) in forks {
             if state.changed_at.get(&key).is_some_and(|&at| at > started) {
                 // Written or forgotten since the LIST began: what it found
-                // is older. Known (own write): keep it; forgotten: list
-                // this directory again.
-                complete &= state.forks.contains_key(&key);
+                // is older. Known (own write, or own unlink): keep it;
+                // forgotten: list this directory again.
+                complete &= known_since(&state, &key);
                 continue;
             }
             state.forks.entry(key).or_insert(meta);
@@ -322,6 +319,7 @@ impl MetaCache {
         let forgotten_here = state.changed_at.iter().any(|(key, &at)| {
             at > started
                 && !state.forks.contains_key(key)
+                && !state.unlinked.contains(key)
                 && opts
                     .naming
                     .relpath(key.0, key.1)
@@ -342,9 +340,11 @@ impl MetaCache {
         state.changed_at.insert((rel, fork), epoch);
         match meta {
             Some(meta) => {
+                state.unlinked.remove(&(rel, fork));
                 state.forks.insert((rel, fork), Ok(meta));
             }
             None => {
+                state.unlinked.insert((rel, fork));
                 state.forks.remove(&(rel, fork));
             }
         }
@@ -364,6 +364,7 @@ impl MetaCache {
         state.epoch += 1;
         let epoch = state.epoch;
         state.changed_at.insert((rel, fork), epoch);
+        state.unlinked.remove(&(rel, fork));
         state.forks.remove(&(rel, fork));
         state.listed.remove(dir);
         Ok(())
@@ -394,6 +395,7 @@ impl MetaCache {
         state.forks.clear();
         state.listed.clear();
         state.changed_at.clear();
+        state.unlinked.clear();
     }
 }
 
@@ -498,6 +500,27 @@ mod tests {
         }
     }
 
+    /// A store over `inner` whose LISTs answer 300 ms after their
+    /// snapshot, segments of 16 blocks, an empty cache.
+    fn slow_lists(
+        inner: &Arc<InMemory>,
+    ) -> (
+        Arc<FaultyStore>,
+        Arc<dyn ObjectStore>,
+        ObjectOptions,
+        MetaCache,
+    ) {
+        let faulty = Arc::new(FaultyStore::new(inner.clone()));
+        faulty.delay_lists(Some(Duration::from_millis(300)));
+        let store: Arc<dyn ObjectStore> = faulty.clone();
+        (
+            faulty,
+            store,
+            ObjectOptions::new(BlockSize::DEFAULT, 16),
+            MetaCache::default(),
+        )
+    }
+
     /// A listing that took its snapshot before our own write (3 blocks,
     /// or with `unlink` the fork's removal) landed and was recorded, and
     /// before `then` ran, answering after both: what the cache knows of
@@ -505,11 +528,7 @@ mod tests {
     async fn stale_listing_around(unlink: bool, then: impl Fn(&MetaCache)) -> Option<ForkMeta> {
         let inner = Arc::new(InMemory::new());
         put(&inner, 2).await;
-        let faulty = Arc::new(FaultyStore::new(inner.clone()));
-        let store: Arc<dyn ObjectStore> = faulty.clone();
-        let opts = ObjectOptions::new(BlockSize::DEFAULT, 16);
-        let cache = MetaCache::default();
-        faulty.delay_lists(Some(Duration::from_millis(300)));
+        let (faulty, store, opts, cache) = slow_lists(&inner);
         let listing = cache.list_dir(&store, &opts, "", "base/5");
         let meanwhile = async {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -549,6 +568,55 @@ mod tests {
         assert_eq!(blocks(stale_listing_around(false, forget).await), Some(3));
         // Kept as recorded.
         assert_eq!(blocks(stale_listing_around(false, |_| {}).await), Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_fork_truncated_by_another_writer_mid_listing_is_listed_again() {
+        // Three compressed segments of 16 blocks; while a listing sleeps on
+        // its snapshot, another writer truncates the fork to 24 blocks
+        // (deletes segment 2, rewrites segment 1). The seek-table GETs of
+        // the old versions then fail: the fork is not recorded from that
+        // listing but listed again, and comes out whole, not corrupt.
+        let inner = Arc::new(InMemory::new());
+        let segment =
+            |n: usize| crate::seekable::compress(&vec![7u8; n * 8192], 4 * 8192, 1).unwrap();
+        for (key, blocks) in [
+            ("base/5/16000.zst", 16),
+            ("base/5/16000.1.zst", 16),
+            ("base/5/16000.2.zst", 16),
+        ] {
+            inner
+                .put(&Path::from(key), PutPayload::from(segment(blocks)))
+                .await
+                .unwrap();
+        }
+        let (faulty, store, opts, cache) = slow_lists(&inner);
+        let listing = cache.list_dir(&store, &opts, "", "base/5");
+        let truncate = async {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            inner
+                .delete(&Path::from("base/5/16000.2.zst"))
+                .await
+                .unwrap();
+            inner
+                .put(
+                    &Path::from("base/5/16000.1.zst"),
+                    PutPayload::from(segment(8)),
+                )
+                .await
+                .unwrap();
+        };
+        let (listed, ()) = tokio::join!(listing, truncate);
+        listed.unwrap();
+        assert!(
+            !cache.state().listed.contains("base/5"),
+            "recorded an unsettled fork"
+        );
+        faulty.delay_lists(None);
+        assert_eq!(
+            blocks(cache.get(&store, &opts, "", REL, MAIN).await.unwrap()),
+            Some(24)
+        );
     }
 
     #[tokio::test]
