@@ -320,12 +320,23 @@ impl Smgr for ObjectSmgr {
     async fn unlink(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
         self.inner.opts.naming.relpath(rel, fork)?;
         self.write(rel, fork, move |inner| async move {
-            if let Some(meta) = inner.fork(rel, fork).await? {
-                // Highest first: a failure part-way leaves a shorter fork.
-                for (segno, seg) in meta.segments.iter().enumerate().rev() {
-                    let key = seg.object_key(&inner.key(rel, fork, segno as u32)?);
-                    inner.delete_segment(&key).await?;
+            let Some(mut meta) = inner.fork(rel, fork).await? else {
+                inner.meta.set(rel, fork, None);
+                return Ok(());
+            };
+            // Highest first: a failure part-way leaves a shorter fork, and
+            // what is recorded is what is left.
+            while let Some(seg) = meta.segments.last() {
+                let segno = meta.segments.len() as u32 - 1;
+                let deleted = match inner.key(rel, fork, segno) {
+                    Ok(key) => inner.delete_segment(&seg.object_key(&key)).await,
+                    Err(err) => Err(err),
+                };
+                if let Err(err) = deleted {
+                    inner.meta.set(rel, fork, Some(meta));
+                    return Err(err);
                 }
+                meta.segments.pop();
             }
             inner.meta.set(rel, fork, None);
             Ok(())

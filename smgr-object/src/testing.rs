@@ -20,7 +20,7 @@ use object_store::{
 #[derive(Debug)]
 pub struct FaultyStore {
     inner: Arc<dyn ObjectStore>,
-    state: Mutex<FaultState>,
+    state: Arc<Mutex<FaultState>>,
 }
 
 /// Requests seen so far.
@@ -44,6 +44,8 @@ struct FaultState {
     reset_gets: usize,
     refuse_gets: bool,
     list_delay: Option<std::time::Duration>,
+    /// Deletes let through before the failing ones, and how many fail.
+    deletes: (usize, usize),
 }
 
 impl FaultyStore {
@@ -51,7 +53,7 @@ impl FaultyStore {
     pub fn new(inner: Arc<dyn ObjectStore>) -> Self {
         FaultyStore {
             inner,
-            state: Mutex::new(FaultState::default()),
+            state: Arc::new(Mutex::new(FaultState::default())),
         }
     }
 
@@ -85,6 +87,12 @@ impl FaultyStore {
     pub fn pending_faults(&self) -> usize {
         let state = self.state();
         state.transient_gets + state.short_gets + state.reset_gets
+    }
+
+    /// The next `pass` deletes go through, then `fail` deletes fail with
+    /// a transient error (the object stays).
+    pub fn fail_deletes(&self, pass: usize, fail: usize) {
+        self.state().deletes = (pass, fail);
     }
 
     /// From now on every LIST takes its snapshot of the store when it
@@ -185,7 +193,35 @@ impl ObjectStore for FaultyStore {
         &self,
         locations: BoxStream<'static, Result<Path>>,
     ) -> BoxStream<'static, Result<Path>> {
-        self.inner.delete_stream(locations)
+        if self.state().deletes == (0, 0) {
+            return self.inner.delete_stream(locations);
+        }
+        // One at a time, so that each can be let through or failed.
+        let inner = self.inner.clone();
+        let state = self.state.clone();
+        locations
+            .then(move |location| {
+                let inner = inner.clone();
+                let fails = delete_fails(&state);
+                async move {
+                    let location = location?;
+                    if fails {
+                        return Err(object_store::Error::Generic {
+                            store: "FaultyStore",
+                            source: format!("injected delete failure for {location}").into(),
+                        });
+                    }
+                    let mut one =
+                        inner.delete_stream(futures::stream::iter([Ok(location)]).boxed());
+                    one.next().await.unwrap_or_else(|| {
+                        Err(object_store::Error::Generic {
+                            store: "FaultyStore",
+                            source: "the store answered nothing for a delete".into(),
+                        })
+                    })
+                }
+            })
+            .boxed()
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, Result<ObjectMeta>> {
@@ -214,6 +250,22 @@ impl ObjectStore for FaultyStore {
 
     async fn copy_opts(&self, from: &Path, to: &Path, options: CopyOptions) -> Result<()> {
         self.inner.copy_opts(from, to, options).await
+    }
+}
+
+/// Whether the next delete is to fail (see `FaultyStore::fail_deletes`).
+fn delete_fails(state: &Mutex<FaultState>) -> bool {
+    let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
+    match &mut state.deletes {
+        (0, 0) => false,
+        (0, fail) => {
+            *fail -= 1;
+            true
+        }
+        (pass, _) => {
+            *pass -= 1;
+            false
+        }
     }
 }
 
