@@ -90,21 +90,7 @@ pub async fn upload(
     let started = Instant::now();
     // A running server may be writing pages as they are copied: torn
     // pages in the copy. Refuse it, as `verify` does.
-    let refusal = match ControlFile::read(pgdata) {
-        Ok(Some(control)) if !control.state.is_shut_down() => Some(format!(
-            "the cluster must be shut down (pg_control says: {}); stop its server, or upload a copy of a stopped one",
-            control.state.name()
-        )),
-        Ok(_) => None,
-        Err(why) => Some(why),
-    };
-    if let Some(why) = refusal {
-        return Err(Error::io(
-            "upload the cluster at",
-            pgdata.display().to_string(),
-            std::io::Error::other(why),
-        ));
-    }
+    ControlFile::check(pgdata, "upload the cluster at", ControlFile::not_shut_down)?;
     let local = Location::Local(pgdata.to_path_buf()).open(options)?;
     let inventory = Inventory::build(
         local.list().await?,

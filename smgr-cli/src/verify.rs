@@ -272,24 +272,13 @@ pub async fn verify_location(
     if let Location::Local(dir) = location {
         // As pg_checksums, refuse a running cluster, one without checksums
         // when they are to be checked, and other block or segment sizes.
-        let refusal = match ControlFile::read(dir) {
-            Ok(control) => control.and_then(|c| {
-                c.refusal(
-                    verify_options.checksums,
-                    options.block_size.get(),
-                    options.segment_blocks,
-                )
-            }),
-            Err(why) => Some(why),
-        };
-        if let Some(why) = refusal {
-            return Err(Error::io(
-                "verify the cluster at",
-                dir.display().to_string(),
-                std::io::Error::other(why),
+        ControlFile::check(dir, "verify the cluster at", |control| {
+            control.refusal(
+                verify_options.checksums,
+                options.block_size.get(),
+                options.segment_blocks,
             )
-            .into());
-        }
+        })?;
     }
     let opened = location.open(options)?;
     let files = opened.list().await?;
