@@ -511,7 +511,18 @@ impl<T: Send + 'static> Future for Detached<T> {
         let Some(future) = self.future.as_mut() else {
             return Poll::Pending;
         };
-        let output = std::task::ready!(future.as_mut().poll(cx));
+        // A panic inside the I/O (a backend bug) ends it here: its guards
+        // were dropped as it unwound (frames published as failed), and it
+        // must not be polled again in the background.
+        let polled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx)));
+        let output = match polled {
+            Ok(poll) => std::task::ready!(poll),
+            Err(panic) => {
+                self.future = None;
+                std::panic::resume_unwind(panic);
+            }
+        };
         self.future = None;
         Poll::Ready(output)
     }

@@ -1,4 +1,10 @@
 //! One run's read as the stream holds it: finished on the spot, or a task.
+//!
+//! The stream never moves a read out of its own state to wait for it: it
+//! waits *in place* ([`ReadTask::poll_finished`]) and takes the outcome
+//! synchronously once it is there ([`ReadTask::take`]). A wait that is
+//! dropped (the caller's `next_buffer()` was cancelled) therefore leaves
+//! the read where it was, still the stream's.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,8 +19,8 @@ pub(crate) const INLINE_MAX_BLOCKS: usize = 2;
 
 /// A started read of one run.
 pub(crate) enum ReadTask<T> {
-    /// It finished on its first poll; the outcome until it is taken.
-    Done(Option<T>),
+    /// It finished; its outcome until taken.
+    Done(Option<Result<T, JoinError>>),
     /// It had to wait, so it runs as a task.
     Task(JoinHandle<T>),
 }
@@ -33,7 +39,7 @@ impl<T: Send + 'static> ReadTask<T> {
         let mut read = Box::pin(read);
         let mut cx = Context::from_waker(Waker::noop());
         match read.as_mut().poll(&mut cx) {
-            Poll::Ready(outcome) => ReadTask::Done(Some(outcome)),
+            Poll::Ready(outcome) => ReadTask::Done(Some(Ok(outcome))),
             Poll::Pending => ReadTask::Task(tokio::spawn(read)),
         }
     }
@@ -43,6 +49,7 @@ impl<T: Send + 'static> ReadTask<T> {
         matches!(self, ReadTask::Done(_))
     }
 
+    /// Whether its outcome is there (or was taken).
     pub fn is_finished(&self) -> bool {
         match self {
             ReadTask::Done(_) => true,
@@ -50,36 +57,41 @@ impl<T: Send + 'static> ReadTask<T> {
         }
     }
 
-    /// Abandons the read: a task is aborted (the pool finishes its I/O).
+    /// Abandons the read: a task is aborted (the pool finishes its I/O, and
+    /// the buffers it held are dropped with it).
     pub fn abort(&self) {
         if let ReadTask::Task(handle) = self {
             handle.abort();
         }
     }
 
-    /// The outcome if the read has finished, without waiting. `None` also
-    /// when the task budget asks a finished task's handle to yield.
-    pub fn try_take(&mut self) -> Option<Result<T, JoinError>> {
-        match self {
-            ReadTask::Done(outcome) => outcome.take().map(Ok),
-            ReadTask::Task(handle) => {
-                if !handle.is_finished() {
-                    return None;
-                }
-                let mut cx = Context::from_waker(Waker::noop());
-                match Pin::new(handle).poll(&mut cx) {
-                    Poll::Ready(outcome) => Some(outcome),
-                    Poll::Pending => None,
-                }
-            }
-        }
+    /// Ready once the read has finished; its outcome stays here for
+    /// [`take`](Self::take). Cancel safe: polling only looks.
+    pub fn poll_finished(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let ReadTask::Task(handle) = self else {
+            return Poll::Ready(());
+        };
+        let outcome = std::task::ready!(Pin::new(handle).poll(cx));
+        *self = ReadTask::Done(Some(outcome));
+        Poll::Ready(())
     }
 
-    /// Waits for the outcome; `None` if it was already taken.
-    pub async fn join(self) -> Option<Result<T, JoinError>> {
+    /// The outcome if the read has finished, without waiting; `None` if it
+    /// has not (or the task budget asks a finished task's handle to yield),
+    /// or if the outcome was taken already.
+    pub fn take(&mut self) -> Option<Result<T, JoinError>> {
+        if let ReadTask::Task(handle) = self {
+            if !handle.is_finished() {
+                return None;
+            }
+            let mut cx = Context::from_waker(Waker::noop());
+            if self.poll_finished(&mut cx).is_pending() {
+                return None;
+            }
+        }
         match self {
-            ReadTask::Done(outcome) => outcome.map(Ok),
-            ReadTask::Task(handle) => Some(handle.await),
+            ReadTask::Done(outcome) => outcome.take(),
+            ReadTask::Task(_) => None,
         }
     }
 }

@@ -34,6 +34,7 @@
 //! the pool's per-reader share and re-checked before every pin.
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,8 +43,8 @@ use crate::advice::AdviceGate;
 use crate::config::{StreamConfig, StreamFlags};
 use crate::read_task::{ReadTask, INLINE_MAX_BLOCKS};
 use crate::stats::{Counters, StreamStats, StreamStatsHandle};
-use bufmgr::{Buffer, BufferAccessStrategy, BufferPool, ReadBufferMode};
-use smgr_api::{BlockNumber, ForkNumber, RelFileLocator};
+use bufmgr::{Buffer, BufferAccessStrategy, BufferPool, PreparedRead, ReadBufferMode};
+use smgr_api::{BlockNumber, ForkNumber, RelFileLocator, INVALID_BLOCK_NUMBER};
 
 /// The errors a stream returns: the buffer pool's.
 pub type Error = bufmgr::Error;
@@ -73,9 +74,27 @@ struct Run {
     buffers: Vec<Buffer>,
 }
 
+/// A closed run not started yet.
+struct Waiting {
+    run: Run,
+    /// `prefetch` advice is owed before the read starts.
+    advise: bool,
+    /// Counted in the stream's read statistics already (a synchronous read
+    /// whose call was dropped is read again, but counted once).
+    counted: bool,
+}
+
 struct InFlight {
     id: u64,
     read: ReadTask<ReadOutcome>,
+}
+
+/// A block taken from the source but not pinned yet (PostgreSQL's one-block
+/// "unget"): kept across a pin that failed or whose call was dropped, and
+/// tried again first.
+struct Unpinned<D> {
+    block: BlockNumber,
+    data: D,
 }
 
 /// A stream of pinned buffers for blocks of one relation fork, read ahead
@@ -89,6 +108,15 @@ struct InFlight {
 /// once, buffers inside reads in flight as soon as those tasks see the
 /// abort; the reads themselves finish in the pool, so no frame is left
 /// stuck.
+///
+/// # Cancel safety
+///
+/// Every `.await` of [`next_buffer`](Self::next_buffer) and
+/// [`reset`](Self::reset) is a point where the call may be dropped (a
+/// deadline, a `select!`) without loss: the stream's state is changed only
+/// between awaits, never carried across one in a local variable. A block
+/// taken from the source stays the stream's until it is handed out; a run
+/// stays in the stream until its outcome is given to its entries.
 pub struct ReadStream<D: Send + 'static = ()> {
     pool: BufferPool,
     rel: RelFileLocator,
@@ -101,8 +129,16 @@ pub struct ReadStream<D: Send + 'static = ()> {
     max_ios: usize,
     queue: VecDeque<Entry<D>>,
     pending: Option<Run>,
-    waiting: VecDeque<Run>,
+    waiting: VecDeque<Waiting>,
     in_flight: VecDeque<InFlight>,
+    /// Reads given up by `reset`, aborted; collected (their pins dropped)
+    /// as they end.
+    abandoned: Vec<ReadTask<ReadOutcome>>,
+    /// The next block, taken from the source but not pinned yet.
+    unpinned: Option<Unpinned<D>>,
+    /// Pinning `unpinned` failed while blocks were queued ahead of it: the
+    /// error comes out once those are handed out, in the source's order.
+    pin_error: Option<Error>,
     next_run: u64,
     source_done: bool,
     distance: usize,
@@ -145,6 +181,9 @@ impl<D: Default + Send + 'static> ReadStream<D> {
             pending: None,
             waiting: VecDeque::new(),
             in_flight: VecDeque::new(),
+            abandoned: Vec::new(),
+            unpinned: None,
+            pin_error: None,
             next_run: 0,
             source_done: false,
             distance: initial_distance(pool, flags, combine, max_ios),
@@ -190,6 +229,19 @@ impl ReadStream<()> {
     }
 }
 
+/// What became of the next block from the source.
+enum NextPin<D> {
+    /// The source has ended.
+    End,
+    /// Pinned; the block is no longer `unpinned`.
+    Pinned(PreparedRead, D),
+    /// It cannot be pinned ever (an invalid block number): the block is
+    /// consumed, the error is its outcome.
+    Invalid(Error, D),
+    /// Not pinned now: the block stays `unpinned`, to be tried again.
+    Failed(Error),
+}
+
 impl<D: Default + Send + 'static> ReadStream<D> {
     /// Reads pages in `mode` instead of `Normal` (e.g. `ZeroOnError`).
     pub fn with_mode(mut self, mode: ReadBufferMode) -> Self {
@@ -198,7 +250,9 @@ impl<D: Default + Send + 'static> ReadStream<D> {
     }
 
     /// Takes frames through `strategy` (a bulk-read ring) instead of the
-    /// whole pool.
+    /// whole pool. The ring also caps the stream's pins (PostgreSQL's
+    /// `GetAccessStrategyPinLimit`): a stream never pins more buffers than
+    /// its ring has frames, so it cannot sweep the rest of the pool.
     pub fn with_strategy(mut self, strategy: BufferAccessStrategy) -> Self {
         self.strategy = Some(strategy);
         self
@@ -241,43 +295,55 @@ impl<D: Default + Send + 'static> ReadStream<D> {
     ///
     /// The error of that block's read (a storage error, or a page failing
     /// verification, naming its block); the stream goes on with the next
-    /// block after it. An error pinning a block ahead (no unpinned
-    /// buffers) is returned at once.
+    /// block after it. Errors come out in the source's order: a block
+    /// that could not be pinned ahead (a failed write-back of a victim)
+    /// reports its error once the blocks before it are handed out, and is
+    /// tried again on the next call. [`Error::NoUnpinnedBuffers`] while the
+    /// stream holds pins only shortens its look-ahead; it is returned only
+    /// when the stream holds none (the pins are someone else's), and the
+    /// block is tried again on the next call.
     ///
     /// # Cancel safety
     ///
-    /// Dropping this future loses nothing: the entry it was waiting for
-    /// stays at the front of the queue.
+    /// Cancel safe: dropping the future loses no block, no per-buffer data
+    /// and no pin; the next call returns the block this one would have.
     pub async fn next_buffer(&mut self) -> Result<Option<(Buffer, D)>, Error> {
+        self.collect_abandoned();
         // Fast path for a settled, fully cached stream: nothing queued or
         // in flight and a distance of one; a hit goes straight back.
         if self.queue.is_empty()
             && self.pending.is_none()
             && self.waiting.is_empty()
             && self.in_flight.is_empty()
-            && !self.source_done
+            && self.pin_error.is_none()
             && self.target_distance() <= 1
         {
-            let mut data = D::default();
-            let Some(block) = (self.source)(&mut data) else {
-                self.source_done = true;
-                return Ok(None);
-            };
-            let prepared = self
-                .pool
-                .prepare_read(self.rel, self.fork, block, self.strategy.as_mut())
-                .await?;
-            self.counters.block(prepared.hit);
-            if prepared.hit {
-                self.note_hit();
-                return Ok(Some((prepared.buffer, data)));
+            match self.pin_next().await {
+                NextPin::End => return Ok(None),
+                NextPin::Pinned(prepared, data) if prepared.hit => {
+                    self.counters.block(true);
+                    self.note_hit();
+                    return Ok(Some((prepared.buffer, data)));
+                }
+                NextPin::Pinned(prepared, data) => {
+                    self.counters.block(false);
+                    let block = prepared.buffer.tag().block;
+                    self.admit_miss(block, prepared.buffer, data);
+                }
+                NextPin::Invalid(err, data) => {
+                    drop(data);
+                    return Err(err);
+                }
+                NextPin::Failed(err) => return Err(err),
             }
-            self.admit_miss(block, prepared.buffer, data).await;
         }
         self.look_ahead().await?;
         loop {
             let Some(front) = self.queue.front_mut() else {
-                return Ok(None);
+                return match self.pin_error.take() {
+                    Some(err) => Err(err),
+                    None => Ok(None),
+                };
             };
             match &mut front.slot {
                 Slot::Ready(_) | Slot::Failed(_) => break,
@@ -287,21 +353,26 @@ impl<D: Default + Send + 'static> ReadStream<D> {
                         // About to wait for I/O: the look-ahead was too
                         // short. Lengthen it and start more reads first,
                         // so they overlap the one we wait for.
-                        self.distance = (self.distance * 2).min(self.pin_budget().max(1));
+                        self.distance = (self.distance * 2).min(self.pin_budget());
                         self.look_ahead().await?;
                     }
                     self.finish_run(id).await;
                 }
                 Slot::Retry(buffer) => {
+                    // The buffer stays in its entry while it is read: a
+                    // dropped call leaves it there, its I/O finishing in
+                    // the pool, and the next call reads (or finds) it.
                     let buffer = buffer.clone();
                     let result = self
                         .pool
                         .complete_read(std::slice::from_ref(&buffer), self.mode)
                         .await;
-                    front.slot = match result {
-                        Ok(()) => Slot::Ready(buffer),
-                        Err(err) => Slot::Failed(err),
-                    };
+                    if let Some(front) = self.queue.front_mut() {
+                        front.slot = match result {
+                            Ok(()) => Slot::Ready(buffer),
+                            Err(err) => Slot::Failed(err),
+                        };
+                    }
                 }
             }
         }
@@ -319,14 +390,21 @@ impl<D: Default + Send + 'static> ReadStream<D> {
     /// Forgets the look-ahead: releases every pin, abandons reads in flight
     /// (they finish in the pool), and resumes pulling from the source,
     /// which may have been repositioned, at the initial distance.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: the stream is reset before the first `.await`; the
+    /// call only waits for the abandoned reads to drop their pins, and if
+    /// it is dropped they drop them when they end.
     pub async fn reset(&mut self) {
         self.queue.clear();
         self.pending = None;
         self.waiting.clear();
+        self.unpinned = None;
+        self.pin_error = None;
         for in_flight in self.in_flight.drain(..) {
             in_flight.read.abort();
-            // Waiting for the aborted task drops its buffers (pins) now.
-            let _ = in_flight.read.join().await;
+            self.abandoned.push(in_flight.read);
         }
         self.source_done = false;
         self.distance = initial_distance(&self.pool, self.flags, self.combine, self.max_ios);
@@ -334,13 +412,29 @@ impl<D: Default + Send + 'static> ReadStream<D> {
         self.hits_since_io = 0;
         self.advice_gate = AdviceGate::new();
         self.last_run_end = None;
+        // Waiting for the aborted tasks drops their buffers (pins) now.
+        while let Some(read) = self.abandoned.last_mut() {
+            poll_fn(|cx| read.poll_finished(cx)).await;
+            self.abandoned.pop();
+        }
+    }
+
+    /// Drops the reads `reset` abandoned that have ended.
+    fn collect_abandoned(&mut self) {
+        self.abandoned.retain(|read| !read.is_finished());
     }
 
     /// The most pins the stream may hold now: `(max_ios + 1) × combine`,
-    /// clamped to the pool's per-reader share (re-evaluated each time).
+    /// clamped to its ring if it has one (PostgreSQL's
+    /// `GetAccessStrategyPinLimit`) and to the pool's per-reader share
+    /// (re-evaluated each time, at least 1 so it can make progress).
     fn pin_budget(&self) -> usize {
         let wanted = (self.max_ios + 1) * self.combine;
-        self.pool.limit_additional_pins(0, wanted)
+        let ring = self
+            .strategy
+            .as_ref()
+            .map_or(usize::MAX, BufferAccessStrategy::ring_size);
+        self.pool.limit_additional_pins(0, wanted.min(ring))
     }
 
     fn target_distance(&self) -> usize {
@@ -352,44 +446,101 @@ impl<D: Default + Send + 'static> ReadStream<D> {
         self.distance.max(combine_floor).min(self.pin_budget())
     }
 
-    /// Pins blocks ahead up to the target distance, closing and starting
-    /// runs as they form.
-    async fn look_ahead(&mut self) -> Result<(), Error> {
-        self.reap_finished();
-        while !self.source_done && self.queue.len() < self.target_distance() {
+    /// Pins the next block: the one kept from an earlier attempt, else the
+    /// source's next. The block is kept in `self.unpinned` across the
+    /// await, so a dropped call or a failed pin loses nothing.
+    async fn pin_next(&mut self) -> NextPin<D> {
+        if self.unpinned.is_none() {
+            if self.source_done {
+                return NextPin::End;
+            }
             let mut data = D::default();
             let Some(block) = (self.source)(&mut data) else {
                 self.source_done = true;
-                break;
+                return NextPin::End;
             };
-            let prepared = self
-                .pool
-                .prepare_read(self.rel, self.fork, block, self.strategy.as_mut())
-                .await?;
-            self.counters.block(prepared.hit);
-            if prepared.hit {
-                self.close_pending().await;
-                self.queue.push_back(Entry {
-                    data,
-                    slot: Slot::Ready(prepared.buffer),
-                });
-                self.note_hit();
-                continue;
+            self.unpinned = Some(Unpinned { block, data });
+        }
+        let Some(block) = self.unpinned.as_ref().map(|next| next.block) else {
+            return NextPin::End;
+        };
+        let result = self
+            .pool
+            .prepare_read(self.rel, self.fork, block, self.strategy.as_mut())
+            .await;
+        match result {
+            Ok(prepared) => match self.unpinned.take() {
+                Some(next) => NextPin::Pinned(prepared, next.data),
+                None => NextPin::End,
+            },
+            Err(err) if block == INVALID_BLOCK_NUMBER => match self.unpinned.take() {
+                Some(next) => NextPin::Invalid(err, next.data),
+                None => NextPin::End,
+            },
+            Err(err) => NextPin::Failed(err),
+        }
+    }
+
+    /// Pins blocks ahead up to the target distance, closing and starting
+    /// runs as they form. Stops early, without an error, when a pin fails
+    /// while the stream holds pins (the error waits its turn in
+    /// `pin_error`; `NoUnpinnedBuffers` only means "not now").
+    async fn look_ahead(&mut self) -> Result<(), Error> {
+        self.reap_finished();
+        while self.pin_error.is_none() && self.queue.len() < self.target_distance() {
+            match self.pin_next().await {
+                NextPin::End => break,
+                NextPin::Pinned(prepared, data) => {
+                    self.counters.block(prepared.hit);
+                    if prepared.hit {
+                        self.close_pending();
+                        self.queue.push_back(Entry {
+                            data,
+                            slot: Slot::Ready(prepared.buffer),
+                        });
+                        self.note_hit();
+                    } else {
+                        let block = prepared.buffer.tag().block;
+                        self.admit_miss(block, prepared.buffer, data);
+                    }
+                }
+                NextPin::Invalid(err, data) => {
+                    self.close_pending();
+                    self.queue.push_back(Entry {
+                        data,
+                        slot: Slot::Failed(err),
+                    });
+                }
+                NextPin::Failed(err) => {
+                    if self.queue.is_empty() {
+                        return Err(err);
+                    }
+                    if !matches!(err, Error::NoUnpinnedBuffers { .. }) {
+                        self.pin_error = Some(err);
+                    }
+                    break;
+                }
             }
-            self.admit_miss(block, prepared.buffer, data).await;
+            // Runs closed on the way start now, overlapping the pins
+            // still to come.
+            if !self.waiting.is_empty() {
+                self.issue_advice().await;
+                self.start_waiting();
+            }
         }
         // Start the open run early only if it cannot grow any more (the
-        // source ended, or it fills the whole distance) or nothing else is
-        // queued ahead of it (the caller needs it next). Otherwise it keeps
-        // growing as the caller frees room, so reads stay full-sized.
+        // source ended, pins ran short, or it fills the whole distance) or
+        // nothing else is queued ahead of it (the caller needs it next).
+        // Otherwise it keeps growing as the caller frees room, so reads
+        // stay full-sized.
         let pending = self.pending.as_ref().map_or(0, |run| run.buffers.len());
+        let cannot_grow = (self.source_done && self.unpinned.is_none()) || self.pin_error.is_some();
         if pending > 0
-            && (self.source_done
-                || pending == self.queue.len()
-                || pending >= self.target_distance())
+            && (cannot_grow || pending == self.queue.len() || pending >= self.target_distance())
         {
-            self.close_pending().await;
+            self.close_pending();
         }
+        self.issue_advice().await;
         self.start_waiting();
         Ok(())
     }
@@ -406,7 +557,7 @@ impl<D: Default + Send + 'static> ReadStream<D> {
 
     /// Queues a pinned miss: it joins the open run if it is the next block
     /// and the run has room, else it opens a new run.
-    async fn admit_miss(&mut self, block: BlockNumber, buffer: Buffer, data: D) {
+    fn admit_miss(&mut self, block: BlockNumber, buffer: Buffer, data: D) {
         self.hits_since_io = 0;
         self.blocks_since_miss = 0;
         let extends = self.pending.as_ref().is_some_and(|run| {
@@ -414,34 +565,37 @@ impl<D: Default + Send + 'static> ReadStream<D> {
                 && u64::from(run.first) + run.buffers.len() as u64 == u64::from(block)
         });
         if !extends {
-            self.close_pending().await;
-            self.pending = Some(Run {
-                id: self.next_run,
+            self.close_pending();
+        }
+        let run = self.pending.get_or_insert_with(|| {
+            let id = self.next_run;
+            self.next_run += 1;
+            Run {
+                id,
                 first: block,
                 buffers: Vec::with_capacity(self.combine),
-            });
-            self.next_run += 1;
-        }
-        if let Some(run) = self.pending.as_mut() {
-            run.buffers.push(buffer);
-            self.queue.push_back(Entry {
-                data,
-                slot: Slot::InRun(run.id),
-            });
-            if run.buffers.len() == self.combine {
-                self.close_pending().await;
             }
+        });
+        run.buffers.push(buffer);
+        let id = run.id;
+        let full = run.buffers.len() == self.combine;
+        self.queue.push_back(Entry {
+            data,
+            slot: Slot::InRun(id),
+        });
+        if full {
+            self.close_pending();
         }
     }
 
-    /// Closes the open run: advice if useful, then queue it to start.
-    async fn close_pending(&mut self) {
+    /// Closes the open run: it waits to start, with advice owed if useful.
+    fn close_pending(&mut self) {
         let Some(run) = self.pending.take() else {
             return;
         };
-        let len = run.buffers.len() as u64;
+        let len = run.buffers.len();
         let sequential = self.last_run_end == Some(u64::from(run.first));
-        self.last_run_end = Some(u64::from(run.first) + len);
+        self.last_run_end = Some(u64::from(run.first) + len as u64);
         // Advice helps where nothing else reads ahead: always for runs that
         // are not sequential, and for sequential ones too on a backend
         // without kernel read-ahead (object stores). Small runs skip it
@@ -450,19 +604,47 @@ impl<D: Default + Send + 'static> ReadStream<D> {
         let wanted = !self.flags.sequential && (!sequential || !smgr.reads_ahead_sequentially());
         // The gate is asked last, so only runs that would be advised can be
         // its probes.
-        if wanted && (len as usize > INLINE_MAX_BLOCKS || self.advice_gate.advise(run.id)) {
-            smgr.prefetch(self.rel, self.fork, run.first, len as BlockNumber)
-                .await;
-            self.counters.advice();
-        }
-        self.waiting.push_back(run);
-        self.start_waiting();
+        let advise = wanted && (len > INLINE_MAX_BLOCKS || self.advice_gate.advise(run.id));
+        self.waiting.push_back(Waiting {
+            run,
+            advise,
+            counted: false,
+        });
     }
 
-    /// Starts waiting runs while fewer than `max_ios` are in flight.
+    /// Issues the advice owed by waiting runs, before they start. The flag
+    /// is cleared before the advice is awaited: a call dropped meanwhile
+    /// loses that hint rather than issue it again on every call (a caller
+    /// whose deadline is shorter than one `prefetch` would otherwise never
+    /// get past it).
+    async fn issue_advice(&mut self) {
+        let smgr = self.pool.smgr().clone();
+        for i in 0..self.waiting.len() {
+            let Some((first, len)) = self
+                .waiting
+                .get(i)
+                .filter(|waiting| waiting.advise)
+                .map(|waiting| (waiting.run.first, waiting.run.buffers.len()))
+            else {
+                continue;
+            };
+            if let Some(waiting) = self.waiting.get_mut(i) {
+                waiting.advise = false;
+            }
+            self.counters.advice();
+            smgr.prefetch(self.rel, self.fork, first, len as BlockNumber)
+                .await;
+        }
+    }
+
+    /// Starts waiting runs (advised already) while fewer than `max_ios` are
+    /// in flight.
     fn start_waiting(&mut self) {
         while self.max_ios > 0 && self.in_flight.len() < self.max_ios {
-            let Some(run) = self.waiting.pop_front() else {
+            if self.waiting.front().is_none_or(|waiting| waiting.advise) {
+                break;
+            }
+            let Some(Waiting { run, .. }) = self.waiting.pop_front() else {
                 break;
             };
             self.counters.read(run.buffers.len());
@@ -488,7 +670,7 @@ impl<D: Default + Send + 'static> ReadStream<D> {
     fn reap_finished(&mut self) {
         while let Some(in_flight) = self.in_flight.front_mut() {
             // Unfinished, or the task budget says to yield: collect it later.
-            let Some(outcome) = in_flight.read.try_take() else {
+            let Some(outcome) = in_flight.read.take() else {
                 break;
             };
             let id = in_flight.id;
@@ -505,19 +687,32 @@ impl<D: Default + Send + 'static> ReadStream<D> {
     }
 
     /// Waits for run `id` (starting it first if it has not started) and
-    /// hands its buffers to its entries.
+    /// hands its buffers to its entries. The run stays where it is while
+    /// waited for, so a dropped call leaves it to the next one.
     async fn finish_run(&mut self, id: u64) {
         if self.pending.as_ref().is_some_and(|run| run.id == id) {
-            self.close_pending().await;
+            self.close_pending();
         }
+        self.issue_advice().await;
         if self.max_ios == 0 {
-            // Synchronous streams read each run when it is needed.
-            if let Some(run) = self.waiting.pop_front() {
-                self.counters.read(run.buffers.len());
-                let started = Instant::now();
-                let result = self.pool.complete_read(&run.buffers, self.mode).await;
-                self.counters.waited(started.elapsed());
-                self.distribute(run.id, Ok((run.buffers, result)));
+            // Synchronous streams read each run when it is needed, in
+            // place: a dropped call leaves the run waiting, its I/O
+            // finishing in the pool, and the next call completes it.
+            let Some(waiting) = self.waiting.front_mut() else {
+                return;
+            };
+            if !waiting.counted {
+                waiting.counted = true;
+                self.counters.read(waiting.run.buffers.len());
+            }
+            let started = Instant::now();
+            let result = self
+                .pool
+                .complete_read(&waiting.run.buffers, self.mode)
+                .await;
+            self.counters.waited(started.elapsed());
+            if let Some(waiting) = self.waiting.pop_front() {
+                self.distribute(waiting.run.id, Ok((waiting.run.buffers, result)));
             }
             return;
         }
@@ -525,21 +720,21 @@ impl<D: Default + Send + 'static> ReadStream<D> {
         let Some(position) = self.in_flight.iter().position(|read| read.id == id) else {
             return;
         };
-        let Some(in_flight) = self.in_flight.remove(position) else {
-            return;
-        };
-        let blocked = !in_flight.read.is_finished();
+        let blocked = !self.in_flight[position].read.is_finished();
         let started = Instant::now();
-        // Nothing (only if the outcome was taken already, which `reap`
-        // never leaves behind): its entries then fail, not hang.
-        let outcome = in_flight
-            .read
-            .join()
-            .await
-            .unwrap_or_else(|| Ok((Vec::new(), Ok(()))));
+        poll_fn(|cx| self.in_flight[position].read.poll_finished(cx)).await;
         if blocked {
             self.counters.waited(started.elapsed());
         }
+        let Some(mut in_flight) = self.in_flight.remove(position) else {
+            return;
+        };
+        // Nothing only if the outcome was taken already, which `reap`
+        // never leaves behind: its entries then fail, not hang.
+        let outcome = in_flight
+            .read
+            .take()
+            .unwrap_or_else(|| Ok((Vec::new(), Ok(()))));
         self.distribute(id, outcome);
         self.start_waiting();
     }
@@ -553,9 +748,9 @@ impl<D: Default + Send + 'static> ReadStream<D> {
     /// blocks exist, so every block is read again alone and the error goes
     /// to the blocks that really cannot be read (found by fuzzing).
     fn distribute(&mut self, id: u64, outcome: Result<ReadOutcome, tokio::task::JoinError>) {
-        let (buffers, mut error) = match outcome {
-            Ok((buffers, result)) => (buffers, result.err()),
-            Err(join) => (Vec::new(), Some(task_failed(self.rel, join))),
+        let (buffers, mut error, task_error) = match outcome {
+            Ok((buffers, result)) => (buffers, result.err(), None),
+            Err(join) => (Vec::new(), None, Some(join.to_string())),
         };
         if buffers.len() > 1
             && matches!(
@@ -576,7 +771,14 @@ impl<D: Default + Send + 'static> ReadStream<D> {
                     Some(err) => Slot::Failed(err),
                     None => Slot::Retry(buffer),
                 },
-                None => Slot::Failed(task_failed_again(self.rel)),
+                // The read's task ended without handing its buffers back
+                // (it panicked): every block of the run gets its message.
+                None => Slot::Failed(task_failed(
+                    self.rel,
+                    task_error
+                        .as_deref()
+                        .unwrap_or("read task ended without its buffers"),
+                )),
             };
         }
     }
@@ -601,19 +803,11 @@ fn initial_distance(
     }
 }
 
-fn task_failed(rel: RelFileLocator, join: tokio::task::JoinError) -> Error {
+fn task_failed(rel: RelFileLocator, message: &str) -> Error {
     Error::Storage(smgr_api::Error::io(
         "read",
         rel.to_string(),
-        std::io::Error::other(join.to_string()),
-    ))
-}
-
-fn task_failed_again(rel: RelFileLocator) -> Error {
-    Error::Storage(smgr_api::Error::io(
-        "read",
-        rel.to_string(),
-        std::io::Error::other("read task failed"),
+        std::io::Error::other(message.to_string()),
     ))
 }
 
@@ -621,6 +815,9 @@ impl<D: Send + 'static> Drop for ReadStream<D> {
     fn drop(&mut self) {
         for in_flight in &self.in_flight {
             in_flight.read.abort();
+        }
+        for read in &self.abandoned {
+            read.abort();
         }
         let stats = self.counters.snapshot();
         tracing::debug!(

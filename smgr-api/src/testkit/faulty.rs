@@ -31,7 +31,10 @@ pub struct ReadCall {
 ///   I/O error, without touching the buffers' contents;
 /// - [`hold_writes`](Self::hold_writes) parks `writev` calls the same way;
 /// - [`inject`](Self::inject) plans faults for the next calls of one kind:
-///   `EIO` or `ENOSPC` errors, short reads, latency spikes;
+///   `EIO` or `ENOSPC` errors, short reads, latency spikes (also on
+///   `prefetch`), panics;
+/// - [`set_reads_ahead_sequentially`](Self::set_reads_ahead_sequentially)
+///   makes a local backend look like an object store to the layers above;
 /// - [`yield_in_io`](Self::yield_in_io) makes reads and writes yield to the
 ///   scheduler before and after the data moves, so a model checker (or a
 ///   busy runtime) can run other tasks in the middle of an I/O.
@@ -56,6 +59,9 @@ pub enum FaultOp {
     Extend,
     /// `immedsync`.
     Sync,
+    /// `prefetch`: only [`Fault::Latency`] and [`Fault::Panic`] apply (advice
+    /// never fails); other faults are delivered and ignored.
+    Prefetch,
 }
 
 /// What a planned fault does to the call it hits.
@@ -71,6 +77,9 @@ pub enum Fault {
     ShortRead,
     /// Waits this long, then passes the call through.
     Latency(Duration),
+    /// Panics inside the call (a backend bug), with a message naming the
+    /// call and the relation.
+    Panic,
 }
 
 #[derive(Debug, Default)]
@@ -82,6 +91,7 @@ struct FaultState {
     plan: Vec<(FaultOp, Fault, usize)>,
     delivered: usize,
     yield_in_io: bool,
+    reads_ahead: Option<bool>,
 }
 
 impl FaultySmgr {
@@ -158,6 +168,14 @@ impl FaultySmgr {
         }
     }
 
+    /// Makes the wrapper say whether it reads ahead sequentially
+    /// ([`Smgr::reads_ahead_sequentially`]) instead of asking the wrapped
+    /// backend: `Some(false)` makes a local backend look like an object
+    /// store to the layers above (they then advise sequential runs too).
+    pub fn set_reads_ahead_sequentially(&self, answer: Option<bool>) {
+        self.state().reads_ahead = answer;
+    }
+
     /// Plans `fault` for the next `times` calls of kind `op` (after any
     /// faults already planned for that kind).
     pub fn inject(&self, op: FaultOp, fault: Fault, times: usize) {
@@ -199,6 +217,7 @@ impl FaultySmgr {
             FaultOp::Write => "write",
             FaultOp::Extend => "extend",
             FaultOp::Sync => "fsync",
+            FaultOp::Prefetch => "prefetch",
         };
         let path = format!("{rel} (injected fault)");
         match fault {
@@ -206,6 +225,8 @@ impl FaultySmgr {
                 tokio::time::sleep(wait).await;
                 Ok(())
             }
+            Fault::Panic => panic!("injected panic in {what} of {path} block {blocknum}"),
+            _ if op == FaultOp::Prefetch => Ok(()),
             Fault::ShortRead if op == FaultOp::Read => {
                 let expected = nblocks as u64 * self.inner.block_size().bytes() as u64;
                 Err(Error::ShortRead {
@@ -231,7 +252,8 @@ impl Smgr for FaultySmgr {
     }
 
     fn reads_ahead_sequentially(&self) -> bool {
-        self.inner.reads_ahead_sequentially()
+        let answer = self.state().reads_ahead;
+        answer.unwrap_or_else(|| self.inner.reads_ahead_sequentially())
     }
 
     async fn exists(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<bool> {
@@ -351,6 +373,13 @@ impl Smgr for FaultySmgr {
         blocknum: BlockNumber,
         nblocks: BlockNumber,
     ) -> bool {
+        if self
+            .planned(FaultOp::Prefetch, rel, blocknum, nblocks as usize)
+            .await
+            .is_err()
+        {
+            return false;
+        }
         self.inner.prefetch(rel, fork, blocknum, nblocks).await
     }
 
