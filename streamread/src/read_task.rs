@@ -12,6 +12,24 @@ use std::task::{Context, Poll, Waker};
 
 use tokio::task::{JoinError, JoinHandle};
 
+/// How a read ended without an outcome: its task panicked (the message
+/// says where) or was aborted.
+pub(crate) type Ended = String;
+
+fn ended(join: JoinError) -> Ended {
+    join.to_string()
+}
+
+/// The message of a panic caught on the stream's own task.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> Ended {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    format!("read panicked with message {message:?}")
+}
+
 /// Runs of at most this many blocks are tried inline first (see
 /// [`ReadTask::start`]); longer ones always get a task, so that copying
 /// cached pages into the pool runs on both cores.
@@ -20,7 +38,7 @@ pub(crate) const INLINE_MAX_BLOCKS: usize = 2;
 /// A started read of one run.
 pub(crate) enum ReadTask<T> {
     /// It finished; its outcome until taken.
-    Done(Option<Result<T, JoinError>>),
+    Done(Option<Result<T, Ended>>),
     /// It had to wait, so it runs as a task.
     Task(JoinHandle<T>),
 }
@@ -38,9 +56,14 @@ impl<T: Send + 'static> ReadTask<T> {
         }
         let mut read = Box::pin(read);
         let mut cx = Context::from_waker(Waker::noop());
-        match read.as_mut().poll(&mut cx) {
-            Poll::Ready(outcome) => ReadTask::Done(Some(Ok(outcome))),
-            Poll::Pending => ReadTask::Task(tokio::spawn(read)),
+        // A panic in the read (a backend bug) becomes its outcome, as it
+        // would in a task, instead of unwinding through the stream.
+        let polled =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read.as_mut().poll(&mut cx)));
+        match polled {
+            Ok(Poll::Ready(outcome)) => ReadTask::Done(Some(Ok(outcome))),
+            Ok(Poll::Pending) => ReadTask::Task(tokio::spawn(read)),
+            Err(panic) => ReadTask::Done(Some(Err(panic_message(&*panic)))),
         }
     }
 
@@ -72,14 +95,14 @@ impl<T: Send + 'static> ReadTask<T> {
             return Poll::Ready(());
         };
         let outcome = std::task::ready!(Pin::new(handle).poll(cx));
-        *self = ReadTask::Done(Some(outcome));
+        *self = ReadTask::Done(Some(outcome.map_err(ended)));
         Poll::Ready(())
     }
 
     /// The outcome if the read has finished, without waiting; `None` if it
     /// has not (or the task budget asks a finished task's handle to yield),
     /// or if the outcome was taken already.
-    pub fn take(&mut self) -> Option<Result<T, JoinError>> {
+    pub fn take(&mut self) -> Option<Result<T, Ended>> {
         if let ReadTask::Task(handle) = self {
             if !handle.is_finished() {
                 return None;

@@ -41,7 +41,7 @@ use std::time::Instant;
 
 use crate::advice::AdviceGate;
 use crate::config::{StreamConfig, StreamFlags};
-use crate::read_task::{ReadTask, INLINE_MAX_BLOCKS};
+use crate::read_task::{Ended, ReadTask, INLINE_MAX_BLOCKS};
 use crate::stats::{Counters, StreamStats, StreamStatsHandle};
 use bufmgr::{Buffer, BufferAccessStrategy, BufferPool, PreparedRead, ReadBufferMode};
 use smgr_api::{BlockNumber, ForkNumber, RelFileLocator, INVALID_BLOCK_NUMBER};
@@ -747,10 +747,10 @@ impl<D: Default + Send + 'static> ReadStream<D> {
     /// block: the run may reach past the end of the fork while its first
     /// blocks exist, so every block is read again alone and the error goes
     /// to the blocks that really cannot be read (found by fuzzing).
-    fn distribute(&mut self, id: u64, outcome: Result<ReadOutcome, tokio::task::JoinError>) {
+    fn distribute(&mut self, id: u64, outcome: Result<ReadOutcome, Ended>) {
         let (buffers, mut error, task_error) = match outcome {
             Ok((buffers, result)) => (buffers, result.err(), None),
-            Err(join) => (Vec::new(), None, Some(join.to_string())),
+            Err(ended) => (Vec::new(), None, Some(ended)),
         };
         if buffers.len() > 1
             && matches!(
