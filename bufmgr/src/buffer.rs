@@ -4,10 +4,9 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use crate::sync::{RwLockReadGuard, RwLockWriteGuard};
-
 use crate::frame::FrameDesc;
-use crate::pool::PoolInner;
+use crate::pool::{PoolInner, Shard};
+use crate::state::{DIRTY, VALID};
 use crate::{BufferTag, Error, Result};
 
 /// A pinned buffer: while it exists, its frame holds its page and cannot
@@ -16,16 +15,29 @@ use crate::{BufferTag, Error, Result};
 ///
 /// The page is read through [`read`](Self::read) (shared content lock) and
 /// changed through [`write`](Self::write) (exclusive content lock), whose
-/// guard's [`PageMut::mark_dirty`] records the change. Content locks are ordinary blocking
-/// locks held for short, synchronous work, as PostgreSQL's are: do not hold
-/// a guard across an `.await`.
+/// guard's [`PageMut::mark_dirty`] records the change. Content locks live in
+/// the frame's state word and are held for short, synchronous work, as
+/// PostgreSQL's are: a task that finds one taken spins, then yields its
+/// thread, so do not hold a guard across an `.await`.
+///
+/// A buffer holds the pool alive through a handle of the thread that
+/// pinned it, so pinning never touches a reference count shared by every
+/// thread.
 pub struct Buffer {
-    pub(crate) pool: Arc<PoolInner>,
+    pub(crate) shard: Arc<Shard>,
     pub(crate) frame: u32,
     pub(crate) tag: BufferTag,
 }
 
 impl Buffer {
+    pub(crate) fn pool(&self) -> &Arc<PoolInner> {
+        &self.shard.pool
+    }
+
+    fn desc(&self) -> &FrameDesc {
+        &self.shard.pool.frames[self.frame as usize]
+    }
+
     /// The page this buffer holds.
     pub fn tag(&self) -> BufferTag {
         self.tag
@@ -34,12 +46,12 @@ impl Buffer {
     /// Whether the page has been read (a prepared miss is not valid until
     /// its read completes).
     pub fn is_valid(&self) -> bool {
-        self.pool.frames[self.frame as usize].meta().valid
+        self.desc().load().has(VALID)
     }
 
     /// Whether the page has changes not yet written.
     pub fn is_dirty(&self) -> bool {
-        self.pool.frames[self.frame as usize].meta().dirty
+        self.desc().load().has(DIRTY)
     }
 
     /// The page, under a shared content lock.
@@ -48,11 +60,12 @@ impl Buffer {
     ///
     /// [`Error::NotValid`] if the page was not read yet.
     pub fn read(&self) -> Result<PageRef<'_>> {
-        let desc = &self.pool.frames[self.frame as usize];
-        let guard = desc.content.read().unwrap_or_else(|p| p.into_inner());
-        self.check_valid()?;
+        let desc = self.desc();
+        if !desc.state.lock_shared() {
+            return Err(self.not_valid());
+        }
         Ok(PageRef {
-            _guard: guard,
+            desc,
             bytes: self.page_slice(),
         })
     }
@@ -64,52 +77,50 @@ impl Buffer {
     ///
     /// [`Error::NotValid`] if the page was not read yet.
     pub fn write(&self) -> Result<PageMut<'_>> {
-        let desc = &self.pool.frames[self.frame as usize];
-        let guard = desc.content.write().unwrap_or_else(|p| p.into_inner());
-        self.check_valid()?;
+        let desc = self.desc();
+        if !desc.state.lock_exclusive() {
+            return Err(self.not_valid());
+        }
+        desc.begin_change();
         Ok(PageMut {
-            _guard: guard,
             desc,
             bytes: self.page_slice_mut(),
         })
     }
 
-    fn check_valid(&self) -> Result<()> {
-        let meta = self.pool.frames[self.frame as usize].meta();
-        if meta.valid && !meta.lent {
-            Ok(())
-        } else {
-            Err(Error::NotValid {
-                tag: self.tag.to_string(),
-            })
+    fn not_valid(&self) -> Error {
+        Error::NotValid {
+            tag: self.tag.to_string(),
         }
     }
 
     #[allow(unsafe_code)]
     fn page_slice(&self) -> &[u8] {
-        let ptr = self.pool.memory.frame_ptr(self.frame as usize);
+        let pool = self.pool();
+        let ptr = pool.memory.frame_ptr(self.frame as usize);
         // SAFETY: we hold a pin, so the frame keeps this page and is not
-        // reused; the page is valid, so no read I/O has the memory lent
-        // (lending needs an invalid page, and only eviction, which needs
-        // zero pins, makes a valid page invalid); the caller holds the
+        // reused; the page is valid and not lent (checked when the lock was
+        // taken, and a read I/O needs an invalid page, which only eviction,
+        // needing zero pins, makes of a valid one); the caller holds the
         // content lock shared, so nobody has a `&mut` to these bytes.
-        unsafe { std::slice::from_raw_parts(ptr.as_ptr(), self.pool.block_size.bytes()) }
+        unsafe { std::slice::from_raw_parts(ptr.as_ptr(), pool.block_size.bytes()) }
     }
 
     #[allow(unsafe_code, clippy::mut_from_ref)]
     fn page_slice_mut(&self) -> &mut [u8] {
-        let ptr = self.pool.memory.frame_ptr(self.frame as usize);
+        let pool = self.pool();
+        let ptr = pool.memory.frame_ptr(self.frame as usize);
         // SAFETY: as in `page_slice`, and the caller holds the content lock
         // exclusively, so this is the only reference to the bytes.
-        unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), self.pool.block_size.bytes()) }
+        unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), pool.block_size.bytes()) }
     }
 }
 
 impl Clone for Buffer {
     fn clone(&self) -> Self {
-        self.pool.pin_again(self.frame);
+        self.desc().state.pin_again();
         Buffer {
-            pool: self.pool.clone(),
+            shard: self.shard.clone(),
             frame: self.frame,
             tag: self.tag,
         }
@@ -118,7 +129,7 @@ impl Clone for Buffer {
 
 impl Drop for Buffer {
     fn drop(&mut self) {
-        self.pool.unpin(self.frame);
+        self.desc().state.unpin();
     }
 }
 
@@ -133,7 +144,7 @@ impl fmt::Debug for Buffer {
 
 /// A page under a shared content lock.
 pub struct PageRef<'a> {
-    _guard: RwLockReadGuard<'a, ()>,
+    desc: &'a FrameDesc,
     bytes: &'a [u8],
 }
 
@@ -144,9 +155,14 @@ impl Deref for PageRef<'_> {
     }
 }
 
+impl Drop for PageRef<'_> {
+    fn drop(&mut self) {
+        self.desc.state.unlock_shared();
+    }
+}
+
 /// A page under an exclusive content lock.
 pub struct PageMut<'a> {
-    _guard: RwLockWriteGuard<'a, ()>,
     desc: &'a FrameDesc,
     bytes: &'a mut [u8],
 }
@@ -158,9 +174,7 @@ impl PageMut<'_> {
     /// so a write-back's copy either includes the change or the page stays
     /// dirty.
     pub fn mark_dirty(&self) {
-        let mut meta = self.desc.meta();
-        meta.dirty = true;
-        meta.just_dirtied = true;
+        self.desc.state.mark_dirty();
     }
 }
 
@@ -174,5 +188,12 @@ impl Deref for PageMut<'_> {
 impl DerefMut for PageMut<'_> {
     fn deref_mut(&mut self) -> &mut [u8] {
         self.bytes
+    }
+}
+
+impl Drop for PageMut<'_> {
+    fn drop(&mut self) {
+        self.desc.end_change();
+        self.desc.state.unlock_exclusive();
     }
 }

@@ -42,7 +42,7 @@ pub(crate) async fn zero_damaged_blocks(
         let result = match run_error.take() {
             Some(err) => Err((err, Some(page))),
             None => {
-                Counters::add(&inner.stats.read_calls, 1);
+                Counters::add(&inner.stats.here().read_calls, 1);
                 inner
                     .smgr
                     .readv(first.rel, first.fork, block, vec![page])
@@ -53,8 +53,9 @@ pub(crate) async fn zero_damaged_blocks(
         let outcome = match result {
             Ok(mut pages) => match pages.pop() {
                 Some(page) if pages.is_empty() && is_frame(&inner, &page, frame) => {
-                    Counters::add(&inner.stats.blocks_read, 1);
-                    Counters::add(&inner.stats.bytes_read, page.len() as u64);
+                    let counters = inner.stats.here();
+                    Counters::add(&counters.blocks_read, 1);
+                    Counters::add(&counters.bytes_read, page.len() as u64);
                     verify_page(&inner, first, block, page, ReadBufferMode::ZeroOnError)
                 }
                 _ => Err(buffers_not_returned(&inner, first)),
@@ -94,7 +95,7 @@ fn zero(
     let tag = BufferTag::new(first.rel, first.fork, block);
     tracing::warn!(page = %tag, error = %err, "page damaged in storage; zeroing it");
     page.fill(0);
-    Counters::add(&inner.stats.pages_zeroed_on_error, 1);
+    Counters::add(&inner.stats.here().pages_zeroed_on_error, 1);
 }
 
 fn is_frame(inner: &PoolInner, page: &PageBuf, frame: u32) -> bool {

@@ -1,109 +1,161 @@
-//! Per-frame state: what page a frame holds and who is using it.
+//! A frame's descriptor, padded to a cache line of its own, and the side
+//! array where tasks wait for frames' I/O.
 //!
-//! Each frame has a small header under a mutex (PostgreSQL packs the same
-//! facts into one atomic word with a spinlock bit; a mutex held for a few
-//! instructions is as cheap uncontended and much easier to get right), a
-//! `Notify` on which tasks wait for the frame's I/O to end, and the content
-//! lock that guards the page bytes.
-//!
-//! Lock order: a page-table partition before a frame header, never the
-//! other way round; a frame header is never held across an `.await`.
+//! The descriptor holds the state word (`state.rs`), the tag of the page
+//! and a version for optimistic readers. Neighbouring descriptors never
+//! share a line, so pinning one page never slows a core working on another.
 
-use crate::sync::{Mutex, MutexGuard, RwLock};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
+use smgr_api::{ForkNumber, RelFileLocator};
 use tokio::sync::Notify;
 
+use crate::state::{FrameState, State};
+use crate::sync::AtomicU64;
 use crate::BufferTag;
 
-/// Usage counts saturate here (PostgreSQL's `BM_MAX_USAGE_COUNT`).
-pub(crate) const MAX_USAGE: u8 = 5;
-
-/// What I/O a frame is busy with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Io {
-    None,
-    /// A read into the frame is in progress; the page is not valid.
-    Reading,
-    /// The page is being written out; it stays valid and readable.
-    Writing,
-}
-
-#[derive(Debug)]
-pub(crate) struct FrameMeta {
-    /// The page held, or `None` for a free frame.
-    pub tag: Option<BufferTag>,
-    /// Pins held by `Buffer` handles.
-    pub pins: u32,
-    /// Clock-sweep usage count.
-    pub usage: u8,
-    /// The page bytes are the page's contents.
-    pub valid: bool,
-    /// Modified since last written.
-    pub dirty: bool,
-    /// Modified since the write in progress took its copy.
-    pub just_dirtied: bool,
-    pub io: Io,
-    /// The last read of this page failed; the next reader retries.
-    pub io_error: bool,
-    /// The frame's memory is lent to an I/O as a `PageBuf` and must not be
-    /// touched or reused until it comes back.
-    pub lent: bool,
-}
-
-impl FrameMeta {
-    const fn new() -> Self {
-        FrameMeta {
-            tag: None,
-            pins: 0,
-            usage: 0,
-            valid: false,
-            dirty: false,
-            just_dirtied: false,
-            io: Io::None,
-            io_error: false,
-            lent: false,
-        }
-    }
-
-    /// Whether clock sweep may take the frame (ignoring usage and dirt).
-    pub fn evictable(&self) -> bool {
-        self.pins == 0 && !self.lent && self.io == Io::None
-    }
-}
-
+/// One frame's descriptor (PostgreSQL's `BufferDesc`, padded as its
+/// `BufferDescPadded`).
+#[repr(align(64))]
 pub(crate) struct FrameDesc {
-    meta: Mutex<FrameMeta>,
-    /// Woken when the frame's I/O ends or its memory comes back.
-    pub io_done: Notify,
-    /// Shared for reading the page, exclusive for changing it.
-    pub content: RwLock<()>,
+    pub state: FrameState,
+    /// The tag, in three words: (spc, db), (rel, block), fork. Written only
+    /// while the frame is not `MAPPED` and claimed by one task; read by
+    /// others only while `MAPPED` (and checked again after).
+    tag: [AtomicU64; 3],
+    /// Even while the page's bytes can be read without a lock; odd while
+    /// someone may be changing them (exclusive lock). Bumped by 2 when the
+    /// frame loses its page. Optimistic readers (`read_with`) compare it
+    /// before and after reading.
+    pub version: AtomicU64,
 }
 
 impl FrameDesc {
     pub fn new() -> Self {
         FrameDesc {
-            meta: Mutex::new(FrameMeta::new()),
-            io_done: Notify::new(),
-            content: RwLock::new(()),
+            state: FrameState::new(),
+            tag: [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)],
+            version: AtomicU64::new(0),
         }
     }
 
-    pub fn meta(&self) -> MutexGuard<'_, FrameMeta> {
-        // Header updates are single assignments that cannot be left half
-        // done by a panic elsewhere; keep going after one.
-        self.meta.lock().unwrap_or_else(|p| p.into_inner())
+    pub fn load(&self) -> State {
+        self.state.load()
     }
 
-    /// Waits until `done(meta)` holds, re-checking whenever the frame's
-    /// I/O ends. Never holds the header across the wait.
-    pub async fn wait_until(&self, done: impl Fn(&FrameMeta) -> bool) {
+    /// The tag as stored. Stable only while the caller pins the frame and
+    /// it is `MAPPED`, or holds its claim; otherwise it may be torn, and
+    /// the caller must validate (the state or the version) afterwards.
+    pub fn tag(&self) -> BufferTag {
+        let a = self.tag[0].load(Relaxed);
+        let b = self.tag[1].load(Relaxed);
+        let c = self.tag[2].load(Relaxed);
+        BufferTag {
+            rel: RelFileLocator::new((a >> 32) as u32, a as u32, (b >> 32) as u32),
+            fork: ForkNumber::ALL
+                .get(c as usize)
+                .copied()
+                .unwrap_or(ForkNumber::Main),
+            block: b as u32,
+        }
+    }
+
+    /// Whether the stored tag is `tag` (cheaper than building one).
+    pub fn has_tag(&self, tag: &BufferTag) -> bool {
+        let (a, b, c) = words(tag);
+        self.tag[1].load(Relaxed) == b
+            && self.tag[0].load(Relaxed) == a
+            && self.tag[2].load(Relaxed) == c
+    }
+
+    /// Stores the tag of a frame the caller claimed and unmapped; `map`
+    /// then publishes it.
+    pub fn set_tag(&self, tag: &BufferTag) {
+        let (a, b, c) = words(tag);
+        self.tag[0].store(a, Relaxed);
+        self.tag[1].store(b, Relaxed);
+        self.tag[2].store(c, Relaxed);
+    }
+
+    /// The page's bytes may change from here on (version made odd; the
+    /// fence orders it before the changes, for optimistic readers).
+    pub fn begin_change(&self) {
+        self.version.fetch_add(1, Relaxed);
+        std::sync::atomic::fence(Release);
+    }
+
+    /// The change is over (version even again).
+    pub fn end_change(&self) {
+        self.version.fetch_add(1, Release);
+    }
+
+    /// The frame lost its page (eviction): optimistic readers that started
+    /// before must not trust what they read.
+    pub fn page_gone(&self) {
+        // Release on the add itself: an optimistic reader that sees the new
+        // version also sees the frame unmapped (the state change before
+        // it); the fence orders it before the new page's bytes and tag.
+        self.version.fetch_add(2, Release);
+        std::sync::atomic::fence(Release);
+    }
+
+    /// The version an optimistic read starts from, if no change is under
+    /// way.
+    pub fn read_version(&self) -> Option<u64> {
+        let v = self.version.load(Acquire);
+        (v % 2 == 0).then_some(v)
+    }
+
+    /// Whether nothing changed since `read_version` gave `v`.
+    pub fn still(&self, v: u64) -> bool {
+        std::sync::atomic::fence(Acquire);
+        self.version.load(Relaxed) == v
+    }
+}
+
+fn words(tag: &BufferTag) -> (u64, u64, u64) {
+    (
+        (u64::from(tag.rel.spc_oid) << 32) | u64::from(tag.rel.db_oid),
+        (u64::from(tag.rel.rel_number) << 32) | u64::from(tag.block),
+        tag.fork as u64,
+    )
+}
+
+/// Where tasks wait for frames' I/O: a few `Notify`s shared by all frames
+/// (frame `f` waits on slot `f % slots`), so the pool does not carry one
+/// per frame. A task registers with its slot, then sets the frame's
+/// `IO_WAITERS` flag in the same compare-and-swap that finds it must wait;
+/// whoever ends the I/O sees the flag and wakes the slot. Frames sharing a
+/// slot cost a spurious wake-up now and then, nothing more: every waiter
+/// re-checks its own frame.
+pub(crate) struct Waiters {
+    slots: Box<[Notify]>,
+}
+
+impl Waiters {
+    pub fn new(frames: usize) -> Self {
+        let slots = frames.clamp(1, 4096);
+        Waiters {
+            slots: (0..slots).map(|_| Notify::new()).collect(),
+        }
+    }
+
+    /// Wakes everyone waiting on `frame`'s slot.
+    pub fn wake(&self, frame: u32) {
+        self.slots[frame as usize % self.slots.len()].notify_waiters();
+    }
+
+    /// Waits until `done` holds for `frame`'s state, re-checking whenever
+    /// an I/O of a frame of its slot ends.
+    pub async fn wait_until(&self, frame: u32, desc: &FrameDesc, done: impl Fn(State) -> bool) {
+        let slot = &self.slots[frame as usize % self.slots.len()];
         loop {
-            let notified = self.io_done.notified();
+            let notified = slot.notified();
             tokio::pin!(notified);
-            // Register before checking, so a wake-up between the check and
+            // Register before looking, so a wake-up between the look and
             // the await is not lost.
             notified.as_mut().enable();
-            if done(&self.meta()) {
+            if desc.state.done_or_wait(&done) {
                 return;
             }
             notified.await;

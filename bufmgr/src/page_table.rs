@@ -1,13 +1,28 @@
-//! The page table: which frame holds which page.
+//! The page table: which frame holds which page, probed without a lock.
 //!
-//! Partitioned as PostgreSQL's buffer mapping (128 partitions, each with its
-//! own lock), so concurrent lookups of different pages rarely meet on a
-//! lock.
+//! Partitioned as PostgreSQL's buffer mapping (128 partitions), each padded
+//! to its own cache lines. A partition is an open-addressing array of
+//! atomic entries, `(fingerprint << 32) | (frame + 1)`, written only under
+//! the partition's mutex and read by anyone without it:
+//!
+//! - a hit probes the array, pins the candidate frame if it is `MAPPED`
+//!   (`state.rs`) and compares the frame's tag; no lock, no shared write
+//!   but the pin itself;
+//! - a probe may miss an entry that a writer is moving (deletion shifts
+//!   later entries back); a miss is therefore only a hint, and the caller
+//!   looks again under the lock before it maps the page anywhere else.
+//!
+//! A partition that fills up past three quarters keeps further entries in
+//! an ordinary map under its mutex (found by the locked look-up only); with
+//! four slots per frame on average this is for skewed hashes, not the
+//! normal case.
 
-use crate::sync::{Mutex, MutexGuard};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
+use crate::frame::FrameDesc;
+use crate::sync::{AtomicU64, Mutex, MutexGuard};
 use crate::BufferTag;
 
 /// PostgreSQL's `NUM_BUFFER_PARTITIONS`.
@@ -44,43 +59,238 @@ impl Hasher for TagHasher {
     }
 
     fn finish(&self) -> u64 {
-        // Fold the high bits down: partitions use the low ones.
         self.0 ^ (self.0 >> 29)
     }
 }
 
 type TagMap = HashMap<BufferTag, u32, BuildHasherDefault<TagHasher>>;
 
+/// Where a tag lives: its partition, and its fingerprint (the hash's high
+/// half, which also gives its home slot).
+#[derive(Clone, Copy)]
+struct Key {
+    partition: usize,
+    fingerprint: u64,
+}
+
+#[repr(align(128))]
+struct Partition {
+    slots: Box<[AtomicU64]>,
+    mask: usize,
+    writer: Mutex<Overflow>,
+}
+
+#[derive(Default)]
+struct Overflow {
+    /// Entries in `slots`.
+    used: usize,
+    map: TagMap,
+}
+
 pub(crate) struct PageTable {
-    partitions: Vec<Mutex<TagMap>>,
+    partitions: Box<[Partition]>,
     hasher: BuildHasherDefault<TagHasher>,
 }
 
-pub(crate) type Partition<'a> = MutexGuard<'a, TagMap>;
-
 impl PageTable {
     pub fn new(frames: usize) -> Self {
-        let per_partition = frames / PARTITIONS + 1;
+        let slots = (frames * 4 / PARTITIONS + 8).next_power_of_two();
         PageTable {
             partitions: (0..PARTITIONS)
-                .map(|_| {
-                    Mutex::new(HashMap::with_capacity_and_hasher(
-                        per_partition,
-                        Default::default(),
-                    ))
+                .map(|_| Partition {
+                    slots: (0..slots).map(|_| AtomicU64::new(0)).collect(),
+                    mask: slots - 1,
+                    writer: Mutex::new(Overflow::default()),
                 })
                 .collect(),
             hasher: BuildHasherDefault::default(),
         }
     }
 
-    /// Locks the partition that `tag` belongs to.
-    pub fn lock(&self, tag: &BufferTag) -> Partition<'_> {
-        // Use other bits than the map inside the partition does.
-        let index = (self.hasher.hash_one(tag) >> 40) as usize % PARTITIONS;
-        // A map is never left half-updated by a panic in our code paths.
-        self.partitions[index]
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
+    fn key(&self, tag: &BufferTag) -> Key {
+        let h = self.hasher.hash_one(tag);
+        Key {
+            partition: (h >> 25) as usize % PARTITIONS,
+            fingerprint: h >> 32,
+        }
+    }
+
+    /// Calls `accept` with each frame the lock-free probe finds for `tag`
+    /// until it returns true (it pins the frame and checks its tag). False
+    /// if none was accepted: the page is probably not in the pool.
+    pub fn probe(&self, tag: &BufferTag, mut accept: impl FnMut(u32) -> bool) -> bool {
+        let key = self.key(tag);
+        let part = &self.partitions[key.partition];
+        let home = key.fingerprint as usize & part.mask;
+        for i in 0..=part.mask {
+            let entry = part.slots[(home + i) & part.mask].load(Acquire);
+            if entry == 0 {
+                return false;
+            }
+            if entry >> 32 == key.fingerprint && accept((entry as u32).wrapping_sub(1)) {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Locks the partition that `tag` belongs to, for a look-up that
+    /// cannot miss and for changes.
+    pub fn lock(&self, tag: &BufferTag) -> Locked<'_> {
+        let key = self.key(tag);
+        let part = &self.partitions[key.partition];
+        // A partition is never left half-updated by a panic in our code.
+        let overflow = part.writer.lock().unwrap_or_else(|p| p.into_inner());
+        Locked {
+            part,
+            overflow,
+            key,
+            tag: *tag,
+        }
+    }
+}
+
+/// One partition, locked, for one tag.
+pub(crate) struct Locked<'a> {
+    part: &'a Partition,
+    overflow: MutexGuard<'a, Overflow>,
+    key: Key,
+    tag: BufferTag,
+}
+
+impl Locked<'_> {
+    fn home(&self, entry: u64) -> usize {
+        (entry >> 32) as usize & self.part.mask
+    }
+
+    /// The frame mapped to the tag. Under the lock the tags of mapped
+    /// frames are stable (they change only after their entry is removed,
+    /// under this lock), so comparing them is exact.
+    pub fn get(&self, frames: &[FrameDesc]) -> Option<u32> {
+        let part = self.part;
+        let home = self.key.fingerprint as usize & part.mask;
+        for i in 0..=part.mask {
+            let entry = part.slots[(home + i) & part.mask].load(Relaxed);
+            if entry == 0 {
+                break;
+            }
+            let frame = (entry as u32).wrapping_sub(1);
+            if entry >> 32 == self.key.fingerprint
+                && frames
+                    .get(frame as usize)
+                    .is_some_and(|d| d.has_tag(&self.tag))
+            {
+                return Some(frame);
+            }
+        }
+        self.overflow.map.get(&self.tag).copied()
+    }
+
+    /// Maps the tag to `frame` (it must not be mapped yet).
+    pub fn insert(&mut self, frame: u32) {
+        let part = self.part;
+        if (self.overflow.used + 1) * 4 > (part.mask + 1) * 3 {
+            self.overflow.map.insert(self.tag, frame);
+            return;
+        }
+        let entry = (self.key.fingerprint << 32) | u64::from(frame + 1);
+        let home = self.key.fingerprint as usize & part.mask;
+        for i in 0..=part.mask {
+            let slot = &part.slots[(home + i) & part.mask];
+            if slot.load(Relaxed) == 0 {
+                slot.store(entry, Release);
+                self.overflow.used += 1;
+                return;
+            }
+        }
+        self.overflow.map.insert(self.tag, frame);
+    }
+
+    /// Removes the tag's mapping to `frame`.
+    pub fn remove(&mut self, frame: u32) {
+        if self.overflow.map.remove(&self.tag).is_some() {
+            return;
+        }
+        let part = self.part;
+        let entry = (self.key.fingerprint << 32) | u64::from(frame + 1);
+        let home = self.key.fingerprint as usize & part.mask;
+        let Some(mut hole) = (0..=part.mask)
+            .map(|i| (home + i) & part.mask)
+            .take_while(|&i| part.slots[i].load(Relaxed) != 0)
+            .find(|&i| part.slots[i].load(Relaxed) == entry)
+        else {
+            return;
+        };
+        self.overflow.used -= 1;
+        // Backward-shift deletion: later entries of the cluster whose home
+        // is not between the hole and themselves move into the hole, so
+        // probes never meet a gap before their entry (no tombstones). A
+        // lock-free probe running meanwhile may miss a moving entry; it
+        // then looks again under the lock.
+        let mut next = hole;
+        loop {
+            next = (next + 1) & part.mask;
+            let moved = part.slots[next].load(Relaxed);
+            if moved == 0 {
+                part.slots[hole].store(0, Release);
+                return;
+            }
+            let home = self.home(moved);
+            let stays = if hole <= next {
+                hole < home && home <= next
+            } else {
+                hole < home || home <= next
+            };
+            if !stays {
+                part.slots[hole].store(moved, Release);
+                hole = next;
+            }
+        }
+    }
+}
+
+#[cfg(all(test, not(shuttle)))]
+mod tests {
+    use super::*;
+    use smgr_api::{ForkNumber, RelFileLocator};
+
+    #[test]
+    fn inserts_and_removes_keep_every_other_entry_findable() {
+        let frames: Vec<FrameDesc> = (0..600).map(|_| FrameDesc::new()).collect();
+        let table = PageTable::new(64);
+        let tag = |i: u32| {
+            BufferTag::new(
+                RelFileLocator::in_database(5, 16396 + i % 3),
+                ForkNumber::Main,
+                i,
+            )
+        };
+        let mut mapped = std::collections::BTreeMap::new();
+        // More entries than the partitions' arrays hold: some overflow.
+        for i in 0..600u32 {
+            frames[i as usize].set_tag(&tag(i));
+            table.lock(&tag(i)).insert(i);
+            mapped.insert(i, i);
+        }
+        for step in 0..600u32 {
+            let i = (step * 7919) % 600;
+            if step % 3 == 0 {
+                table.lock(&tag(i)).remove(i);
+                mapped.remove(&i);
+            }
+            for (&t, &frame) in mapped.iter().step_by(17) {
+                assert_eq!(table.lock(&tag(t)).get(&frames), Some(frame), "tag {t}");
+            }
+        }
+        for i in 0..600u32 {
+            let found = table.lock(&tag(i)).get(&frames);
+            assert_eq!(found, mapped.get(&i).copied(), "tag {i}");
+            let probed = table.probe(&tag(i), |f| frames[f as usize].has_tag(&tag(i)));
+            // The lock-free probe finds what is in the arrays; overflow
+            // entries only under the lock.
+            if !probed {
+                assert!(found.is_none() || table.lock(&tag(i)).overflow.map.contains_key(&tag(i)));
+            }
+        }
     }
 }

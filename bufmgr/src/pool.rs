@@ -1,19 +1,20 @@
 //! The pool: frames, page table, clock sweep, and lending frame memory to
-//! I/O.
+//! I/O; and the handles that keep it alive without a shared counter.
 
 use std::fmt;
 use std::ptr::NonNull;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use smgr_api::{BlockSize, PageBuf, PageFormat, PageLender, PageVerifier, PathNaming, Smgr};
 
-use crate::frame::{FrameDesc, Io, MAX_USAGE};
+use crate::frame::{FrameDesc, Waiters};
 use crate::memory::FrameMemory;
 use crate::page_table::PageTable;
 use crate::ring::BufferAccessStrategy;
-use crate::stats::{Counters, PoolStats};
-use crate::sync::AtomicUsize;
+use crate::state::{Sweep, DIRTY, IO_ERROR, LENT, MAPPED, READING, VALID, WRITING};
+use crate::stats::{thread_slot, Counters, PoolStats, Stats, SLOTS};
+use crate::sync::AtomicU64;
 use crate::{Error, Result};
 
 /// A count of the pool's frames by state, from [`BufferPool::census`].
@@ -93,18 +94,43 @@ pub(crate) struct PoolInner {
     pub verifier: PageVerifier,
     pub naming: PathNaming,
     pub memory: FrameMemory,
-    pub frames: Vec<FrameDesc>,
+    pub frames: Box<[FrameDesc]>,
+    pub waiters: Waiters,
     pub table: PageTable,
-    clock: AtomicUsize,
-    pub stats: Counters,
+    /// The clock hand: each thread takes `CLOCK_CHUNK` positions at a time
+    /// into its own slot of `clock_chunks`, so sweeping does not bounce one
+    /// line between cores for every candidate.
+    clock: AtomicU64,
+    clock_chunks: Box<[PaddedChunk]>,
+    pub stats: Stats,
     /// Serializes relation extension (PostgreSQL's relation extension
     /// lock, pool-wide for now).
     pub extension: tokio::sync::Mutex<()>,
     pub config: PoolConfig,
 }
 
+/// Clock positions a thread takes at once.
+const CLOCK_CHUNK: u64 = 32;
+
+/// A thread's run of clock positions: `(next << 32) | left`.
+#[derive(Default)]
+#[repr(align(128))]
+struct PaddedChunk(AtomicU64);
+
+/// A handle that keeps the pool alive, one per thread slot. A
+/// [`Buffer`](crate::Buffer) holds the handle of the thread that pinned
+/// it, so taking and dropping pins changes a reference count that only
+/// that thread uses, never one line shared by every thread of the process.
+#[repr(align(128))]
+pub(crate) struct Shard {
+    pub pool: Arc<PoolInner>,
+}
+
 /// A shared pool of page frames over one storage manager (PostgreSQL's
-/// shared buffers). Cheap to clone: clones share the pool.
+/// shared buffers). Cheap to clone: clones share the pool. Share one pool
+/// among all the tasks and threads of a program: its hit path takes no
+/// lock and writes no line that other cores use, unless they use the same
+/// page.
 ///
 /// Dirty pages reach storage when they are evicted or flushed, never on
 /// drop: call [`flush_all`](Self::flush_all) (and the backend's
@@ -114,6 +140,7 @@ pub(crate) struct PoolInner {
 #[derive(Clone)]
 pub struct BufferPool {
     pub(crate) inner: Arc<PoolInner>,
+    shards: Arc<[Arc<Shard>]>,
 }
 
 impl fmt::Debug for BufferPool {
@@ -126,29 +153,16 @@ impl fmt::Debug for BufferPool {
     }
 }
 
-/// What clock sweep found at one frame.
-enum Sweep {
-    /// Pinned: not a candidate.
-    Busy,
-    /// Unpinned but busy with I/O (or its memory still lent): a candidate
-    /// soon.
-    InIo,
-    /// Recently used: its usage count was lowered.
-    Aged,
-    /// Ours now (pinned once by us); holds `dirty` data if true.
-    Claimed { dirty: bool },
-}
-
 impl BufferPool {
     /// Builds a pool of `config.frames` frames of `smgr`'s block size. The
     /// memory is one mapping, allocated (and with `prefault`, faulted in)
     /// here.
     pub fn new(smgr: Arc<dyn Smgr>, config: PoolConfig) -> Result<Self> {
-        if config.frames == 0 || config.frames > u32::MAX as usize {
+        if config.frames == 0 || config.frames >= u32::MAX as usize {
             return Err(Error::InvalidConfig {
                 name: "frames",
                 value: config.frames as u64,
-                reason: "must be from 1 to 2^32 - 1",
+                reason: "must be from 1 to 2^32 - 2",
             });
         }
         if config.max_readers == 0 {
@@ -160,21 +174,34 @@ impl BufferPool {
         }
         let block_size = smgr.block_size();
         let memory = FrameMemory::new(config.frames, block_size.bytes(), config.prefault)?;
-        Ok(BufferPool {
-            inner: Arc::new(PoolInner {
-                verifier: PageVerifier::new(config.page_format, block_size),
-                block_size,
-                naming: PathNaming::default(),
-                memory,
-                frames: (0..config.frames).map(|_| FrameDesc::new()).collect(),
-                table: PageTable::new(config.frames),
-                clock: AtomicUsize::new(0),
-                stats: Counters::default(),
-                extension: tokio::sync::Mutex::new(()),
-                config,
-                smgr,
-            }),
-        })
+        let inner = Arc::new(PoolInner {
+            verifier: PageVerifier::new(config.page_format, block_size),
+            block_size,
+            naming: PathNaming::default(),
+            memory,
+            frames: (0..config.frames).map(|_| FrameDesc::new()).collect(),
+            waiters: Waiters::new(config.frames),
+            table: PageTable::new(config.frames),
+            clock: AtomicU64::new(0),
+            clock_chunks: (0..SLOTS).map(|_| PaddedChunk::default()).collect(),
+            stats: Stats::new(),
+            extension: tokio::sync::Mutex::new(()),
+            config,
+            smgr,
+        });
+        let shards = (0..SLOTS)
+            .map(|_| {
+                Arc::new(Shard {
+                    pool: inner.clone(),
+                })
+            })
+            .collect();
+        Ok(BufferPool { inner, shards })
+    }
+
+    /// The current thread's keep-alive handle, for a new `Buffer`.
+    pub(crate) fn shard(&self) -> Arc<Shard> {
+        self.shards[thread_slot()].clone()
     }
 
     /// The storage manager below the pool.
@@ -197,28 +224,28 @@ impl BufferPool {
         self.inner.verifier
     }
 
-    /// The counters so far.
+    /// The counters so far, summed over the threads that counted.
     pub fn stats(&self) -> PoolStats {
         self.inner.stats.snapshot()
     }
 
     /// What the frames hold right now (PostgreSQL's `pg_buffercache`
-    /// summary). Each frame is looked at under its own lock, one after
-    /// another, so under concurrent use the totals are approximate; when
-    /// nothing runs they are exact, which is how tests check that no pin
-    /// leaked and no frame was left in I/O.
+    /// summary). Each frame's state word is read once, one after another,
+    /// so under concurrent use the totals are approximate; when nothing
+    /// runs they are exact, which is how tests check that no pin leaked
+    /// and no frame was left in I/O.
     pub fn census(&self) -> PoolCensus {
         let mut census = PoolCensus::default();
-        for desc in &self.inner.frames {
-            let meta = desc.meta();
-            census.used += usize::from(meta.tag.is_some());
-            census.valid += usize::from(meta.valid);
-            census.dirty += usize::from(meta.dirty);
-            census.pinned += usize::from(meta.pins > 0);
-            census.pins += meta.pins as usize;
-            census.in_io += usize::from(meta.io != Io::None);
-            census.lent += usize::from(meta.lent);
-            census.failed_reads += usize::from(meta.io_error);
+        for desc in self.inner.frames.iter() {
+            let s = desc.load();
+            census.used += usize::from(s.any(MAPPED));
+            census.valid += usize::from(s.has(VALID));
+            census.dirty += usize::from(s.has(DIRTY));
+            census.pinned += usize::from(s.pins() > 0);
+            census.pins += s.pins() as usize;
+            census.in_io += usize::from(s.any(READING | WRITING));
+            census.lent += usize::from(s.has(LENT));
+            census.failed_reads += usize::from(s.has(IO_ERROR));
         }
         census
     }
@@ -240,35 +267,32 @@ impl BufferPool {
 }
 
 impl PoolInner {
-    /// Lends frame `frame`'s memory to an I/O. The caller has set the
-    /// frame's `lent` flag under its header lock (with `io == Reading`), so
-    /// nothing else touches the memory until `page_returned` clears it.
-    pub fn lend(self: &Arc<Self>, frame: u32) -> PageBuf {
+    /// Lends frame `frame`'s memory to an I/O, with `lender` to take it
+    /// back. The caller has set the frame's `LENT` flag (taking its read
+    /// I/O), so nothing else touches the memory until `page_returned`
+    /// clears it.
+    pub fn lend(&self, frame: u32, lender: Arc<dyn PageLender>) -> PageBuf {
         let ptr: NonNull<u8> = self.memory.frame_ptr(frame as usize);
-        let lender: Arc<dyn PageLender> = self.clone();
         #[allow(unsafe_code)]
         // SAFETY: `ptr` is frame `frame` of the pool's mapping, valid for
-        // one block while the pool lives; the `PageBuf` holds an `Arc` of
-        // the pool, so the mapping outlives it. The frame's `lent` flag,
-        // set by the caller, keeps every other path (eviction, content
-        // access, another read) off this memory until `page_returned`.
+        // one block while the pool lives; `lender` is the pool or a handle
+        // that keeps it alive, and the `PageBuf` holds it, so the mapping
+        // outlives the loan. The frame's `LENT` flag, set by the caller,
+        // keeps every other path (eviction, content locks, another read)
+        // off this memory until `page_returned`.
         unsafe {
             PageBuf::from_lent(ptr, self.block_size.bytes(), lender, frame as usize)
         }
     }
 
     /// Lends frame `frame`'s memory again to the read I/O that holds it
-    /// (`io == Reading`) once the memory has come back from an earlier
-    /// loan; `None` while it has not (a backend still holds it).
+    /// once the memory has come back from an earlier loan; `None` while it
+    /// has not (a backend still holds it).
     pub fn relend(self: &Arc<Self>, frame: u32) -> Option<PageBuf> {
-        {
-            let mut meta = self.frames[frame as usize].meta();
-            if meta.io != Io::Reading || meta.lent {
-                return None;
-            }
-            meta.lent = true;
+        if !self.frames[frame as usize].state.relend() {
+            return None;
         }
-        Some(self.lend(frame))
+        Some(self.lend(frame, self.clone()))
     }
 
     /// A frame for a new page, pinned once by the caller, holding no page
@@ -280,7 +304,9 @@ impl PoolInner {
     ) -> Result<u32> {
         if let Some(ring) = strategy.as_deref_mut() {
             if let Some(frame) = ring.next_candidate() {
-                if let Sweep::Claimed { dirty: false } = self.try_claim(frame, true) {
+                if let Some(Sweep::Claimed { dirty: false }) =
+                    self.frames.get(frame as usize).map(|d| d.state.sweep(true))
+                {
                     if self.unmap_claimed(frame) {
                         return Ok(frame);
                     }
@@ -291,21 +317,30 @@ impl PoolInner {
         let mut fruitless = 0usize;
         let mut in_io = None;
         loop {
-            let frame = (self.clock.fetch_add(1, Ordering::Relaxed) % frames) as u32;
-            match self.try_claim(frame, false) {
+            // A thread takes clock positions in chunks of its own; before
+            // giving up it looks at every frame once, in order, since other
+            // threads' chunks hid some from it.
+            let frame = if fruitless <= frames {
+                self.next_clock_position()
+            } else {
+                ((fruitless - frames - 1) % frames) as u32
+            };
+            match self.frames[frame as usize].state.sweep(false) {
                 outcome @ (Sweep::Busy | Sweep::InIo) => {
                     if let Sweep::InIo = outcome {
                         in_io = Some(frame);
                     }
                     fruitless += 1;
-                    if fruitless > frames {
+                    if fruitless > 2 * frames {
                         match in_io.take() {
                             // Nothing is free now, but a frame that nobody
                             // pins is only waiting for its I/O: wait for it
                             // rather than fail, then sweep again.
                             Some(waiting) => {
-                                self.frames[waiting as usize]
-                                    .wait_until(|m| m.io == Io::None && !m.lent)
+                                self.waiters
+                                    .wait_until(waiting, &self.frames[waiting as usize], |s| {
+                                        s.io_idle()
+                                    })
                                     .await;
                                 fruitless = 0;
                             }
@@ -337,33 +372,26 @@ impl PoolInner {
         }
     }
 
-    fn try_claim(&self, frame: u32, from_ring: bool) -> Sweep {
-        let Some(desc) = self.frames.get(frame as usize) else {
-            // A ring frame number from another pool.
-            return Sweep::Busy;
-        };
-        let mut meta = desc.meta();
-        if !meta.evictable() {
-            // Frames in I/O will be free soon, even if pinned by the task
-            // writing them back for eviction.
-            return if meta.pins == 0 || meta.io != Io::None {
-                Sweep::InIo
-            } else {
-                Sweep::Busy
-            };
-        }
-        if from_ring {
-            // A ring frame is reused only if nobody else found it useful
-            // meanwhile and it needs no write.
-            if meta.usage > 1 || meta.dirty {
-                return Sweep::Busy;
+    /// The next clock position for this thread, from its chunk.
+    fn next_clock_position(&self) -> u32 {
+        let frames = self.frames.len() as u64;
+        let chunk = &self.clock_chunks[thread_slot()].0;
+        let mut current = chunk.load(Relaxed);
+        loop {
+            let (next, left) = (current >> 32, current & 0xFFFF_FFFF);
+            if left == 0 {
+                break;
             }
-        } else if meta.usage > 0 {
-            meta.usage -= 1;
-            return Sweep::Aged;
+            let taken = ((next + 1) % frames) << 32 | (left - 1);
+            match chunk.compare_exchange_weak(current, taken, Relaxed, Relaxed) {
+                Ok(_) => return next as u32,
+                Err(now) => current = now,
+            }
         }
-        meta.pins = 1;
-        Sweep::Claimed { dirty: meta.dirty }
+        let size = CLOCK_CHUNK.min(frames.div_ceil(4)).max(1);
+        let start = self.clock.fetch_add(size, Relaxed) % frames;
+        chunk.store(((start + 1) % frames) << 32 | (size - 1), Relaxed);
+        start as u32
     }
 
     /// Removes the page of a frame we claimed (pinned once) from the page
@@ -371,43 +399,30 @@ impl PoolInner {
     /// it in between.
     fn unmap_claimed(&self, frame: u32) -> bool {
         let desc = &self.frames[frame as usize];
-        let old = desc.meta().tag;
-        let mut partition = old.map(|tag| self.table.lock(&tag));
-        let mut meta = desc.meta();
-        let still_ours =
-            meta.pins == 1 && !meta.dirty && !meta.lent && meta.io == Io::None && meta.tag == old;
-        if !still_ours {
-            meta.pins -= 1;
+        if !desc.load().has(MAPPED) {
+            return desc.state.unmap_claimed();
+        }
+        // Our claim pin keeps the tag stable while MAPPED.
+        let old = desc.tag();
+        let mut partition = self.table.lock(&old);
+        if !desc.state.unmap_claimed() {
             return false;
         }
-        if let (Some(tag), Some(partition)) = (old, partition.as_mut()) {
-            partition.remove(&tag);
-            Counters::add(&self.stats.evictions, 1);
-        }
-        meta.tag = None;
-        meta.valid = false;
-        meta.io_error = false;
-        meta.usage = 0;
+        desc.page_gone();
+        partition.remove(frame);
+        Counters::add(&self.stats.here().evictions, 1);
         true
     }
 
     /// Drops one pin of `frame`.
     pub fn unpin(&self, frame: u32) {
-        let mut meta = self.frames[frame as usize].meta();
-        debug_assert!(meta.pins > 0, "unpin of an unpinned frame");
-        meta.pins = meta.pins.saturating_sub(1);
+        self.frames[frame as usize].state.unpin();
     }
 
-    /// Adds one pin to a frame that is already pinned (by the caller).
-    pub fn pin_again(&self, frame: u32) {
-        let mut meta = self.frames[frame as usize].meta();
-        meta.pins += 1;
-    }
-
-    /// Bumps the usage count, up to `MAX_USAGE`.
-    pub fn bump_usage(meta: &mut crate::frame::FrameMeta) {
-        if meta.usage < MAX_USAGE {
-            meta.usage += 1;
+    /// Wakes the waiters of `frame` if a transition said there are some.
+    pub fn wake_if(&self, frame: u32, waiters: bool) {
+        if waiters {
+            self.waiters.wake(frame);
         }
     }
 }
@@ -426,14 +441,22 @@ impl Drop for ClaimGuard<'_> {
 }
 
 // SAFETY: `lend` hands each frame's memory out only while the frame's
-// `lent` flag is set, which every other user of the memory checks first;
+// `LENT` flag is set, which every other user of the memory checks first;
 // `page_returned` is the only place that clears it.
 #[allow(unsafe_code)]
 unsafe impl PageLender for PoolInner {
     fn page_returned(&self, token: usize) {
         if let Some(desc) = self.frames.get(token) {
-            desc.meta().lent = false;
-            desc.io_done.notify_waiters();
+            let waiters = desc.state.page_returned();
+            self.wake_if(token as u32, waiters);
         }
+    }
+}
+
+// SAFETY: as for `PoolInner`, whose `page_returned` this is.
+#[allow(unsafe_code)]
+unsafe impl PageLender for Shard {
+    fn page_returned(&self, token: usize) {
+        self.pool.page_returned(token);
     }
 }

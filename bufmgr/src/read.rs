@@ -30,9 +30,9 @@ use smgr_api::{
     block_run_end, BlockNumber, ForkNumber, PageBuf, RelFileLocator, INVALID_BLOCK_NUMBER,
 };
 
-use crate::frame::Io;
 use crate::pool::PoolInner;
 use crate::ring::BufferAccessStrategy;
+use crate::state::{ReadStart, VALID};
 use crate::stats::Counters;
 use crate::{Buffer, BufferPool, BufferTag, Error, Result};
 
@@ -86,24 +86,26 @@ impl BufferPool {
             }
             let frame = inner.get_victim(strategy.as_deref_mut()).await?;
             let mut partition = inner.table.lock(&tag);
-            if partition.contains_key(&tag) {
-                // Someone else mapped the page meanwhile: use theirs.
+            if let Some(mapped) = partition.get(&inner.frames) {
+                // Someone else mapped the page meanwhile: use theirs. Under
+                // the partition lock a mapped frame can always be pinned.
+                let state = inner.frames[mapped as usize].state.pin_if_mapped();
                 drop(partition);
                 inner.unpin(frame);
+                if let Some(state) = state {
+                    return Ok(self.found(tag, mapped, state.has(VALID)));
+                }
                 continue;
             }
-            partition.insert(tag, frame);
-            let mut meta = inner.frames[frame as usize].meta();
-            meta.tag = Some(tag);
-            meta.valid = false;
-            meta.io_error = false;
-            meta.usage = 1;
-            drop(meta);
+            let desc = &inner.frames[frame as usize];
+            desc.set_tag(&tag);
+            desc.state.map();
+            partition.insert(frame);
             drop(partition);
-            Counters::add(&inner.stats.misses, 1);
+            Counters::add(&inner.stats.here().misses, 1);
             return Ok(PreparedRead {
                 buffer: Buffer {
-                    pool: inner.clone(),
+                    shard: self.shard(),
                     frame,
                     tag,
                 },
@@ -112,33 +114,61 @@ impl BufferPool {
         }
     }
 
-    /// Pins the page's frame if it is mapped.
+    /// Pins the page's frame if it is mapped: first by a lock-free probe of
+    /// the page table (pin, then check the tag), then, if that found
+    /// nothing (it may miss an entry being moved), under the partition's
+    /// lock.
     fn lookup(&self, tag: BufferTag) -> Option<PreparedRead> {
         let inner = &self.inner;
-        let partition = inner.table.lock(&tag);
-        let frame = *partition.get(&tag)?;
-        let mut meta = inner.frames[frame as usize].meta();
-        meta.pins += 1;
-        PoolInner::bump_usage(&mut meta);
-        let hit = meta.valid;
-        drop(meta);
-        drop(partition);
+        let mut found = None;
+        inner.table.probe(&tag, |frame| {
+            let Some(desc) = inner.frames.get(frame as usize) else {
+                return false;
+            };
+            let Some(state) = desc.state.pin_if_mapped() else {
+                return false;
+            };
+            // Pinned while MAPPED: the tag cannot change under us now.
+            if desc.has_tag(&tag) {
+                found = Some((frame, state.has(VALID)));
+                true
+            } else {
+                desc.state.unpin();
+                false
+            }
+        });
+        let (frame, hit) = match found {
+            Some(found) => found,
+            None => {
+                let partition = inner.table.lock(&tag);
+                let frame = partition.get(&inner.frames)?;
+                let state = inner.frames[frame as usize].state.pin_if_mapped()?;
+                drop(partition);
+                (frame, state.has(VALID))
+            }
+        };
+        Some(self.found(tag, frame, hit))
+    }
+
+    /// A pinned frame found mapped to `tag`, counted as a hit or a miss.
+    fn found(&self, tag: BufferTag, frame: u32, hit: bool) -> PreparedRead {
+        let counters = self.inner.stats.here();
         Counters::add(
             if hit {
-                &inner.stats.hits
+                &counters.hits
             } else {
-                &inner.stats.misses
+                &counters.misses
             },
             1,
         );
-        Some(PreparedRead {
+        PreparedRead {
             buffer: Buffer {
-                pool: inner.clone(),
+                shard: self.shard(),
                 frame,
                 tag,
             },
             hit,
-        })
+        }
     }
 
     /// Completes the reads of `buffers`, consecutive blocks of one fork
@@ -259,7 +289,7 @@ impl BufferPool {
             // Guarded before `init` runs: if it panics, the I/O ends as
             // failed instead of leaving the frame in I/O forever.
             let guard = IoGuard::new(self.inner.clone(), vec![buffer.frame]);
-            let mut page = self.inner.lend(buffer.frame);
+            let mut page = self.inner.lend(buffer.frame, buffer.shard.clone());
             page.fill(0);
             init(&mut page);
             drop(page);
@@ -282,7 +312,7 @@ impl BufferPool {
         if !self.start_read_io(buffer, true).await {
             return;
         }
-        let mut page = self.inner.lend(buffer.frame);
+        let mut page = self.inner.lend(buffer.frame, buffer.shard.clone());
         page.fill(0);
         drop(page);
         IoGuard::new(self.inner.clone(), vec![buffer.frame]).finish(&[true]);
@@ -293,26 +323,19 @@ impl BufferPool {
     async fn start_read_io(&self, buffer: &Buffer, wait: bool) -> bool {
         let desc = &self.inner.frames[buffer.frame as usize];
         loop {
-            {
-                let mut meta = desc.meta();
-                if meta.valid {
-                    return false;
-                }
-                if meta.io == Io::None && !meta.lent {
-                    meta.io = Io::Reading;
-                    meta.lent = true;
-                    meta.io_error = false;
-                    return true;
-                }
-                if !wait {
-                    return false;
-                }
+            match desc.state.start_read() {
+                ReadStart::Valid => return false,
+                ReadStart::Started => return true,
+                ReadStart::Busy if !wait => return false,
+                ReadStart::Busy => {}
             }
             let started = Instant::now();
-            desc.wait_until(|m| m.valid || (m.io == Io::None && !m.lent))
+            self.inner
+                .waiters
+                .wait_until(buffer.frame, desc, |s| s.has(VALID) || s.io_idle())
                 .await;
             Counters::add(
-                &self.inner.stats.io_wait_nanos,
+                &self.inner.stats.here().io_wait_nanos,
                 started.elapsed().as_nanos() as u64,
             );
         }
@@ -320,14 +343,7 @@ impl BufferPool {
 
     /// `start_read_io` that never waits: false if valid or busy.
     fn try_start_read_io(&self, buffer: &Buffer) -> bool {
-        let mut meta = self.inner.frames[buffer.frame as usize].meta();
-        if meta.valid || meta.io != Io::None || meta.lent {
-            return false;
-        }
-        meta.io = Io::Reading;
-        meta.lent = true;
-        meta.io_error = false;
-        true
+        self.inner.frames[buffer.frame as usize].state.start_read() == ReadStart::Started
     }
 
     /// One `readv` for buffers whose read I/O we took (consecutive blocks).
@@ -339,7 +355,11 @@ impl BufferPool {
         let frames: Vec<u32> = buffers.iter().map(|b| b.frame).collect();
         // Lend the frames now, synchronously after taking their I/O, so the
         // guard and the buffers travel together from here on.
-        let pages: Vec<PageBuf> = frames.iter().map(|&f| inner.lend(f)).collect();
+        let lender = &buffers[0].shard;
+        let pages: Vec<PageBuf> = frames
+            .iter()
+            .map(|&f| inner.lend(f, lender.clone()))
+            .collect();
         let guard = IoGuard::new(inner.clone(), frames);
         Detached::new(read_and_verify(inner, first, pages, guard, mode))
     }
@@ -355,7 +375,7 @@ async fn read_and_verify(
 ) -> Result<()> {
     let n = pages.len();
     let bytes = (n * inner.block_size.bytes()) as u64;
-    Counters::add(&inner.stats.read_calls, 1);
+    Counters::add(&inner.stats.here().read_calls, 1);
     let expected: Vec<usize> = guard
         .frames
         .iter()
@@ -389,8 +409,9 @@ async fn read_and_verify(
         guard.finish(&vec![false; n]);
         return Err(buffers_not_returned(&inner, first));
     }
-    Counters::add(&inner.stats.blocks_read, n as u64);
-    Counters::add(&inner.stats.bytes_read, bytes);
+    let counters = inner.stats.here();
+    Counters::add(&counters.blocks_read, n as u64);
+    Counters::add(&counters.bytes_read, bytes);
     let mut ok = vec![true; n];
     let mut first_error = None;
     for (k, page) in pages.into_iter().enumerate() {
@@ -434,7 +455,7 @@ pub(crate) fn verify_page(
         let tag = BufferTag::new(first.rel, first.fork, block);
         tracing::warn!(page = %tag, %detail, "invalid page; zeroing it");
         page.fill(0);
-        Counters::add(&inner.stats.pages_zeroed_on_error, 1);
+        Counters::add(&inner.stats.here().pages_zeroed_on_error, 1);
         return Ok(());
     }
     Err(Error::Storage(smgr_api::Error::CorruptPage {
@@ -469,15 +490,9 @@ impl IoGuard {
     }
 
     fn publish(&self, frame: u32, ok: bool) {
-        let desc = &self.inner.frames[frame as usize];
-        {
-            let mut meta = desc.meta();
-            meta.io = Io::None;
-            // Never valid while an I/O may still hold the memory.
-            meta.valid = ok && !meta.lent;
-            meta.io_error = !meta.valid;
-        }
-        desc.io_done.notify_waiters();
+        // Never valid while an I/O may still hold the memory (`end_read`).
+        let waiters = self.inner.frames[frame as usize].state.end_read(ok);
+        self.inner.wake_if(frame, waiters);
     }
 }
 
@@ -550,7 +565,7 @@ fn check_run(inner: &Arc<PoolInner>, buffers: &[Buffer]) -> Result<()> {
         return Ok(());
     };
     for (i, buffer) in buffers.iter().enumerate() {
-        if !Arc::ptr_eq(&buffer.pool, inner) {
+        if !Arc::ptr_eq(buffer.pool(), inner) {
             return Err(Error::NotARun {
                 detail: format!("buffer {i} ({}) belongs to another pool", buffer.tag),
             });

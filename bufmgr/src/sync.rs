@@ -8,14 +8,32 @@
 //! inside them.
 
 #[cfg(not(shuttle))]
-pub(crate) use std::sync::atomic::{AtomicU64, AtomicUsize};
+pub(crate) use std::sync::atomic::AtomicU64;
 #[cfg(not(shuttle))]
-pub(crate) use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub(crate) use std::sync::{Mutex, MutexGuard};
 
 #[cfg(shuttle)]
-pub(crate) use shuttle::sync::atomic::{AtomicU64, AtomicUsize};
+pub(crate) use shuttle::sync::atomic::AtomicU64;
 #[cfg(shuttle)]
-pub(crate) use shuttle::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub(crate) use shuttle::sync::{Mutex, MutexGuard};
+
+/// One round of waiting for a content lock that someone else holds: spin
+/// briefly (it is held for a few instructions' worth of page access), then
+/// give the thread away. Under shuttle, always a yield, so its scheduler
+/// can run the holder.
+pub(crate) fn spin_wait(spins: &mut u32) {
+    *spins = spins.saturating_add(1);
+    #[cfg(not(shuttle))]
+    {
+        if *spins < 64 {
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    #[cfg(shuttle)]
+    shuttle::thread::yield_now();
+}
 
 /// Runs `future` to completion in the background (the I/O of a waiter that
 /// went away). Hands it back when there is no runtime to run it on (the

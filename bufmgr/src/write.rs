@@ -10,16 +10,16 @@ use std::sync::Arc;
 
 use smgr_api::{BlockNumber, ForkNumber, PageBuf, RelFileLocator};
 
-use crate::frame::Io;
 use crate::pool::PoolInner;
 use crate::read::Detached;
+use crate::state::{WriteStart, DIRTY, MAPPED, VALID};
 use crate::stats::Counters;
 use crate::{Buffer, BufferPool, BufferTag, ReadBufferMode, Result};
 
 impl BufferPool {
     /// Writes the buffer's page if it is dirty.
     pub async fn flush_buffer(&self, buffer: &Buffer) -> Result<()> {
-        if !Arc::ptr_eq(&buffer.pool, &self.inner) {
+        if !Arc::ptr_eq(buffer.pool(), &self.inner) {
             return Err(crate::Error::NotARun {
                 detail: format!("{} belongs to another pool", buffer.tag),
             });
@@ -101,31 +101,33 @@ impl PoolInner {
     /// Dirty, valid pages whose tag matches, in (relation, fork, block)
     /// order.
     fn dirty_frames(&self, wanted: impl Fn(&BufferTag) -> bool) -> Vec<(BufferTag, u32)> {
-        let mut dirty: Vec<(BufferTag, u32)> = self
-            .frames
-            .iter()
-            .enumerate()
-            .filter_map(|(frame, desc)| {
-                let meta = desc.meta();
-                match meta.tag {
-                    Some(tag) if meta.dirty && meta.valid && wanted(&tag) => {
-                        Some((tag, frame as u32))
-                    }
-                    _ => None,
-                }
-            })
-            .collect();
+        let mut dirty: Vec<(BufferTag, u32)> = Vec::new();
+        for (frame, desc) in self.frames.iter().enumerate() {
+            if !desc.load().has(DIRTY | VALID | MAPPED) {
+                continue;
+            }
+            // Pinned while MAPPED, the tag is stable: read it exactly.
+            let Some(state) = desc.state.pin_if_mapped_quietly() else {
+                continue;
+            };
+            let tag = desc.tag();
+            if state.has(DIRTY | VALID) && wanted(&tag) {
+                dirty.push((tag, frame as u32));
+            }
+            desc.state.unpin();
+        }
         dirty.sort_unstable_by_key(|(tag, _)| *tag);
         dirty
     }
 
-    /// Writes the frame we claimed for eviction (pinned once by us).
+    /// Writes the frame we claimed for eviction (pinned once by us; its
+    /// tag is stable while it is `MAPPED`).
     pub async fn write_back_claimed(self: &Arc<Self>, frame: u32) -> Result<()> {
-        let tag = self.frames[frame as usize].meta().tag;
-        match tag {
-            Some(tag) => self.write_frames(vec![(tag, frame)]).await,
-            None => Ok(()),
+        let desc = &self.frames[frame as usize];
+        if !desc.load().has(MAPPED) {
+            return Ok(());
         }
+        self.write_frames(vec![(desc.tag(), frame)]).await
     }
 
     /// Writes the given pages (sorted by tag) that are still dirty, one
@@ -167,27 +169,37 @@ impl PoolInner {
         frame: u32,
     ) -> Option<(PageBuf, WriteGuard)> {
         let desc = &self.frames[frame as usize];
+        // A pin of our own for the write: the frame keeps its page (and
+        // the tag we compare stays put) until the guard ends the write.
+        desc.state.pin_if_mapped_quietly()?;
+        let pin = PinGuard { inner: self, frame };
+        if !desc.has_tag(&tag) {
+            return None;
+        }
         loop {
-            {
-                let mut meta = desc.meta();
-                if meta.tag != Some(tag) || !meta.dirty || !meta.valid {
-                    return None;
-                }
-                if meta.io == Io::None {
-                    meta.io = Io::Writing;
-                    meta.just_dirtied = false;
-                    break;
+            match desc.state.start_write() {
+                WriteStart::Clean => return None,
+                WriteStart::Started => break,
+                WriteStart::Busy => {
+                    self.waiters
+                        .wait_until(frame, desc, |s| s.io_idle() || !s.has(DIRTY))
+                        .await
                 }
             }
-            desc.wait_until(|m| m.io == Io::None).await;
         }
         // From here to the return nothing awaits: the guard is in place
-        // before any suspension point.
+        // before any suspension point, and takes over our pin.
+        std::mem::forget(pin);
         let guard = WriteGuard {
             inner: self.clone(),
             frame: Some(frame),
         };
-        let content = desc.content.read().unwrap_or_else(|p| p.into_inner());
+        // Valid, dirty and in write I/O, it cannot become invalid or lent:
+        // the shared lock is always granted (if not, nothing is written).
+        if !desc.state.lock_shared() {
+            drop(guard);
+            return None;
+        }
         let mut copy = PageBuf::zeroed_block(self.block_size);
         #[allow(unsafe_code)]
         // SAFETY: the frame is valid and in write I/O, so it cannot be
@@ -200,7 +212,7 @@ impl PoolInner {
             )
         };
         copy.copy_from_slice(page);
-        drop(content);
+        desc.state.unlock_shared();
         self.verifier.set_checksum(&mut copy, tag.block);
         Some((copy, guard))
     }
@@ -224,12 +236,10 @@ impl PoolInner {
                 .writev(first.rel, first.fork, first.block, pages)
                 .await;
             if result.is_ok() {
-                Counters::add(&inner.stats.write_calls, 1);
-                Counters::add(&inner.stats.blocks_written, n);
-                Counters::add(
-                    &inner.stats.bytes_written,
-                    n * inner.block_size.bytes() as u64,
-                );
+                let counters = inner.stats.here();
+                Counters::add(&counters.write_calls, 1);
+                Counters::add(&counters.blocks_written, n);
+                Counters::add(&counters.bytes_written, n * inner.block_size.bytes() as u64);
             }
             for guard in guards {
                 guard.finish(result.is_ok());
@@ -240,9 +250,10 @@ impl PoolInner {
     }
 }
 
-/// Ends a frame's write I/O exactly once. Finished after a successful
-/// write, it marks the page clean unless it was dirtied again meanwhile;
-/// dropped unfinished, it leaves the page dirty (nothing known written).
+/// Ends a frame's write I/O exactly once, and drops the pin taken for it.
+/// Finished after a successful write, it marks the page clean unless it was
+/// dirtied again meanwhile; dropped unfinished, it leaves the page dirty
+/// (nothing known written).
 pub(crate) struct WriteGuard {
     inner: Arc<PoolInner>,
     frame: Option<u32>,
@@ -257,14 +268,21 @@ impl WriteGuard {
 
     fn end(&self, frame: u32, written: bool) {
         let desc = &self.inner.frames[frame as usize];
-        {
-            let mut meta = desc.meta();
-            meta.io = Io::None;
-            if written && !meta.just_dirtied {
-                meta.dirty = false;
-            }
-        }
-        desc.io_done.notify_waiters();
+        let waiters = desc.state.end_write(written);
+        self.inner.wake_if(frame, waiters);
+        desc.state.unpin();
+    }
+}
+
+/// Drops a pin taken for a write if the write never starts.
+struct PinGuard<'a> {
+    inner: &'a PoolInner,
+    frame: u32,
+}
+
+impl Drop for PinGuard<'_> {
+    fn drop(&mut self) {
+        self.inner.unpin(self.frame);
     }
 }
 
