@@ -56,12 +56,11 @@ pub struct VerifyOptions {
     /// Chunks (streams) read at the same time, over all threads.
     pub jobs: usize,
     /// Threads the streams are spread over, each with its own
-    /// current-thread runtime and its own buffer pool; 1 runs every stream
-    /// on the caller's runtime with one pool. A warm local check is
-    /// CPU-bound: threads that share no pool do not bounce the pool's
-    /// cache lines (pins, page table, counters) between cores, which on a
-    /// two-core machine cost about 40% more CPU than one thread alone
-    /// (measured; BENCHMARKS.md).
+    /// current-thread runtime, all sharing one buffer pool; 1 runs every
+    /// stream on the caller's runtime. A warm local check is CPU-bound, so
+    /// it wants a thread per core; the pool's hit and miss paths write no
+    /// cache line that other cores use for other pages (BENCHMARKS.md), so
+    /// one pool serves them all, as it would in any embedding program.
     pub threads: usize,
     /// Blocks per chunk: larger forks are read by several streams.
     pub chunk_blocks: BlockNumber,
@@ -101,14 +100,14 @@ impl VerifyOptions {
         }
     }
 
-    /// The buffer pool the streams share, and the readers it is divided
+    /// The buffer pool all streams share, and the readers it is divided
     /// among: room for each stream's full pin budget,
     /// `(max_ios + 1) × combine`, twice over, so that pins still held by a
     /// finished stream's read tasks and frames busy with I/O never starve
     /// the running ones.
     fn pool_config(&self, block_size: usize, format: PageFormat) -> PoolConfig {
         let combine = (self.stream.io_combine_bytes / block_size).max(1);
-        let readers = 2 * self.jobs_per_thread();
+        let readers = 2 * self.jobs.max(1);
         PoolConfig::new(readers * (self.stream.max_ios + 1) * combine, format).max_readers(readers)
     }
 
@@ -121,11 +120,6 @@ impl VerifyOptions {
     fn jobs_of_thread(&self, thread: usize) -> usize {
         let (jobs, threads) = (self.jobs.max(1), self.threads());
         jobs / threads + usize::from(thread < jobs % threads)
-    }
-
-    /// The most streams one thread runs (what its pool is sized for).
-    fn jobs_per_thread(&self) -> usize {
-        self.jobs_of_thread(0)
     }
 }
 
@@ -322,17 +316,15 @@ pub async fn verify(
     let format = PageFormat::Postgres {
         checksums: options.checksums,
     };
-    // One pool per thread, built here so that a pool that cannot be
-    // built is this function's error.
+    // One pool for every thread, built here so that a pool that cannot
+    // be built is this function's error.
     let threads = options.threads();
-    let pools = (0..threads)
-        .map(|_| BufferPool::new(smgr.clone(), options.pool_config(bs.bytes(), format)))
-        .collect::<Result<Vec<_>, _>>()?;
+    let pool = BufferPool::new(smgr.clone(), options.pool_config(bs.bytes(), format))?;
     tracing::debug!(
         threads,
-        frames = pools.iter().map(BufferPool::frames).sum::<usize>(),
+        frames = pool.frames(),
         elapsed = ?started.elapsed(),
-        "buffer pools ready"
+        "buffer pool ready"
     );
 
     let mut report = VerifyReport {
@@ -346,12 +338,11 @@ pub async fn verify(
     };
 
     let batches = batches(inventory, options.chunk_blocks);
-    let mut work: Vec<_> = pools
+    let mut work: Vec<_> = share_out(batches, threads)
         .into_iter()
-        .zip(share_out(batches, threads))
-        .map(|(pool, batches)| {
+        .map(|batches| {
             let context = Arc::new(ChunkContext {
-                pool,
+                pool: pool.clone(),
                 naming: naming.clone(),
                 segment_blocks,
                 stream: options.stream,
