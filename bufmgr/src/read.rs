@@ -114,10 +114,11 @@ impl BufferPool {
         }
     }
 
-    /// Pins the page's frame if it is mapped: first by a lock-free probe of
-    /// the page table (pin, then check the tag), then, if that found
-    /// nothing (it may miss an entry being moved), under the partition's
-    /// lock.
+    /// Pins the page's frame if it is mapped, by a lock-free probe of the
+    /// page table (pin, then check the tag). The probe may miss an entry a
+    /// writer is moving; the miss path looks again under the partition's
+    /// lock before it maps the page to a new frame, so a false miss costs a
+    /// victim, never a second copy of the page.
     fn lookup(&self, tag: BufferTag) -> Option<PreparedRead> {
         let inner = &self.inner;
         let mut found = None;
@@ -137,16 +138,7 @@ impl BufferPool {
                 false
             }
         });
-        let (frame, hit) = match found {
-            Some(found) => found,
-            None => {
-                let partition = inner.table.lock(&tag);
-                let frame = partition.get(&inner.frames)?;
-                let state = inner.frames[frame as usize].state.pin_if_mapped()?;
-                drop(partition);
-                (frame, state.has(VALID))
-            }
-        };
+        let (frame, hit) = found?;
         Some(self.found(tag, frame, hit))
     }
 
@@ -355,7 +347,9 @@ impl BufferPool {
         let frames: Vec<u32> = buffers.iter().map(|b| b.frame).collect();
         // Lend the frames now, synchronously after taking their I/O, so the
         // guard and the buffers travel together from here on.
-        let lender = &buffers[0].shard;
+        // Lent through this thread's handle: the loans are returned on the
+        // thread that reads, so the count they change stays on its core.
+        let lender = self.shard();
         let pages: Vec<PageBuf> = frames
             .iter()
             .map(|&f| inner.lend(f, lender.clone()))

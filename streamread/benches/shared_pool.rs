@@ -108,12 +108,28 @@ fn runtime(workers: usize) -> tokio::runtime::Runtime {
 }
 
 async fn stream_range(pool: BufferPool, rel: RelFileLocator, range: std::ops::Range<u32>) -> u64 {
+    stream_range_with(pool, rel, range, false).await
+}
+
+/// A sequential stream over `range`; with `ring`, through a bulk-read ring
+/// as PostgreSQL scans a table larger than a quarter of shared buffers.
+async fn stream_range_with(
+    pool: BufferPool,
+    rel: RelFileLocator,
+    range: std::ops::Range<u32>,
+    ring: bool,
+) -> u64 {
     let flags = StreamFlags {
         full: true,
         sequential: true,
         ..StreamFlags::default()
     };
-    let mut stream = ReadStream::range(&pool, rel, MAIN, StreamConfig::default(), flags, range);
+    let stream = ReadStream::range(&pool, rel, MAIN, StreamConfig::default(), flags, range);
+    let mut stream = if ring {
+        stream.with_bulk_read_ring()
+    } else {
+        stream
+    };
     let mut sum = 0u64;
     while let Some((buffer, ())) = stream.next_buffer().await.unwrap() {
         sum = sum.wrapping_add(u64::from(buffer.read().unwrap()[0]));
@@ -169,6 +185,25 @@ fn main() {
     let mut report = Report { rows: Vec::new() };
     raw_read(&files, 0..bytes); // warm the page cache
 
+    // Only two ring streams over and over, for a profiler (not run unless
+    // named in SHARED_POOL_ONLY).
+    if only.split(',').any(|s| s == "profile-rings") {
+        let mt = runtime(2);
+        let pool = pool_of(&md, 256);
+        let half = blocks / 2;
+        for _ in 0..rounds {
+            let t = time(|| {
+                mt.block_on(async {
+                    let a = tokio::spawn(stream_range_with(pool.clone(), rel, 0..half, true));
+                    let b = tokio::spawn(stream_range_with(pool.clone(), rel, half..blocks, true));
+                    a.await.unwrap().wrapping_add(b.await.unwrap())
+                })
+            });
+            println!("  two ring streams: {t:.3} s");
+        }
+        return;
+    }
+
     if run("stream") {
         let (mut raw1, mut raw2, mut one_ct, mut one_mt, mut two) =
             (vec![], vec![], vec![], vec![], vec![]);
@@ -199,6 +234,23 @@ fn main() {
                 })
             }));
         }
+        // The same through bulk-read rings (the frames a scan recycles stay
+        // in the CPU's caches), as PostgreSQL reads a large table.
+        let (mut ring_one, mut ring_two) = (vec![], vec![]);
+        for _ in 0..rounds {
+            ring_one.push(time(|| {
+                mt.block_on(stream_range_with(pool.clone(), rel, 0..blocks, true))
+            }));
+            ring_two.push(time(|| {
+                mt.block_on(async {
+                    let a = tokio::spawn(stream_range_with(pool.clone(), rel, 0..half, true));
+                    let b = tokio::spawn(stream_range_with(pool.clone(), rel, half..blocks, true));
+                    a.await.unwrap().wrapping_add(b.await.unwrap())
+                })
+            }));
+        }
+        let (ring_one, ring_two) = (median(ring_one), median(ring_two));
+        println!("  with rings: one stream {ring_one:.3} s, two streams {ring_two:.3} s");
         let (raw1, raw2, one_ct, one_mt, two) = (
             median(raw1),
             median(raw2),
@@ -225,6 +277,21 @@ fn main() {
         report.row(
             "two streams, one shared pool / two raw readers (speed)",
             raw2 / two,
+            ">= 0.7",
+        );
+        report.row(
+            "one stream with a bulk-read ring, two workers / raw 128 KiB pread loop (speed)",
+            raw1 / ring_one,
+            ">= 0.8",
+        );
+        report.row(
+            "two streams with rings, one shared pool / one stream with a ring (speed)",
+            ring_one / ring_two,
+            ">= 1.7",
+        );
+        report.row(
+            "two streams with rings, one shared pool / two raw readers (speed)",
+            raw2 / ring_two,
             ">= 0.7",
         );
     }
