@@ -3,9 +3,11 @@
 //!
 //! Each thread counts into a slot of its own (padded to its own cache
 //! lines), chosen once per thread; threads beyond the slot count share
-//! slots. Counting is then a relaxed add on a line that no other core
-//! touches, instead of a line every core fights over. Each counter is
-//! exact; a snapshot is not taken at one instant (as with `pg_stat_io`).
+//! slots. Counting is then a plain load and store on a line that no other
+//! core touches, instead of an atomic add on a line every core fights
+//! over. Counters are exact while at most `SLOTS` threads count (beyond
+//! that, two threads sharing a slot may lose a count); a snapshot is not
+//! taken at one instant (as with `pg_stat_io`).
 
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
@@ -50,8 +52,16 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
+    /// Adds `n`: a plain load and store, not a read-modify-write (which
+    /// costs a locked instruction on every hit). A slot belongs to one
+    /// thread, so nothing is lost, unless more than `SLOTS` threads count
+    /// at once and two of them share a slot: then a count may be missed,
+    /// never invented.
     pub fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 }
 
