@@ -106,7 +106,9 @@ pub(crate) struct PoolInner {
     /// Serializes relation extension (PostgreSQL's relation extension
     /// lock, pool-wide for now).
     pub extension: tokio::sync::Mutex<()>,
-    pub config: PoolConfig,
+    /// `frames / max_readers`, at least 1: asked before every pin a stream
+    /// takes, so worked out once.
+    max_pins_per_reader: usize,
 }
 
 /// Clock positions a thread takes at once.
@@ -186,7 +188,7 @@ impl BufferPool {
             clock_chunks: (0..SLOTS).map(|_| PaddedChunk::default()).collect(),
             stats: Stats::new(),
             extension: tokio::sync::Mutex::new(()),
-            config,
+            max_pins_per_reader: (config.frames / config.max_readers).max(1),
             smgr,
         });
         let shards = (0..SLOTS)
@@ -253,7 +255,7 @@ impl BufferPool {
     /// The most pins one reader may hold beyond the one it needs:
     /// `frames / max_readers` (at least 1).
     pub fn max_pins_per_reader(&self) -> usize {
-        (self.inner.frames.len() / self.inner.config.max_readers).max(1)
+        self.inner.max_pins_per_reader
     }
 
     /// How many of `wanted` additional pins a reader already holding

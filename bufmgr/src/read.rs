@@ -114,6 +114,23 @@ impl BufferPool {
         }
     }
 
+    /// Pins the page's frame if the page is in the pool, without waiting
+    /// for anything (no eviction, no I/O): the synchronous first half of
+    /// [`prepare_read`](Self::prepare_read), for callers that want to skip
+    /// the `async` machinery on hits. `None` if it is not in the pool (or a
+    /// lock-free look-up just missed it); then call `prepare_read`.
+    pub fn prepare_read_if_cached(
+        &self,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        block: BlockNumber,
+    ) -> Option<PreparedRead> {
+        if block == INVALID_BLOCK_NUMBER {
+            return None;
+        }
+        self.lookup(BufferTag::new(rel, fork, block))
+    }
+
     /// Pins the page's frame if it is mapped, by a lock-free probe of the
     /// page table (pin, then check the tag). The probe may miss an entry a
     /// writer is moving; the miss path looks again under the partition's
@@ -224,7 +241,12 @@ impl BufferPool {
         mode: ReadBufferMode,
         strategy: Option<&mut BufferAccessStrategy>,
     ) -> Result<Buffer> {
-        let prepared = self.prepare_read(rel, fork, block, strategy).await?;
+        // A hit needs none of the machinery below.
+        let prepared = match self.prepare_read_if_cached(rel, fork, block) {
+            Some(prepared) if prepared.hit => return Ok(prepared.buffer),
+            Some(prepared) => prepared,
+            None => self.prepare_read(rel, fork, block, strategy).await?,
+        };
         if !prepared.hit {
             self.complete_read(std::slice::from_ref(&prepared.buffer), mode)
                 .await?;

@@ -450,6 +450,35 @@ impl<D: Default + Send + 'static> ReadStream<D> {
     /// source's next. The block is kept in `self.unpinned` across the
     /// await, so a dropped call or a failed pin loses nothing.
     async fn pin_next(&mut self) -> NextPin<D> {
+        if let Some(pinned) = self.pin_next_if_cached() {
+            return pinned;
+        }
+        self.pin_next_slowly().await
+    }
+
+    /// `pin_next` for a block already in the pool, without `.await`: a hit
+    /// (the common case of a cached scan) skips the `async` machinery.
+    fn pin_next_if_cached(&mut self) -> Option<NextPin<D>> {
+        if self.unpinned.is_none() {
+            if self.source_done {
+                return Some(NextPin::End);
+            }
+            let mut data = D::default();
+            let Some(block) = (self.source)(&mut data) else {
+                self.source_done = true;
+                return Some(NextPin::End);
+            };
+            self.unpinned = Some(Unpinned { block, data });
+        }
+        let block = self.unpinned.as_ref()?.block;
+        let prepared = self
+            .pool
+            .prepare_read_if_cached(self.rel, self.fork, block)?;
+        let next = self.unpinned.take()?;
+        Some(NextPin::Pinned(prepared, next.data))
+    }
+
+    async fn pin_next_slowly(&mut self) -> NextPin<D> {
         if self.unpinned.is_none() {
             if self.source_done {
                 return NextPin::End;
