@@ -357,7 +357,7 @@ impl PoolInner {
                         // Another task may pin or dirty it meanwhile; then
                         // look further. If this future is dropped during
                         // the write, the guard gives our pin back.
-                        let claim = ClaimGuard { inner: self, frame };
+                        let claim = PinGuard { inner: self, frame };
                         self.write_back_claimed(frame).await?;
                         std::mem::forget(claim);
                     }
@@ -429,14 +429,15 @@ impl PoolInner {
     }
 }
 
-/// Drops the pin clock sweep took on a victim, unless defused with
-/// `mem::forget` once the pin is handed on.
-struct ClaimGuard<'a> {
-    inner: &'a PoolInner,
-    frame: u32,
+/// Drops a pin (clock sweep's on a victim, or a writer's) if the future
+/// holding it is dropped, unless defused with `mem::forget` once the pin is
+/// handed on.
+pub(crate) struct PinGuard<'a> {
+    pub inner: &'a PoolInner,
+    pub frame: u32,
 }
 
-impl Drop for ClaimGuard<'_> {
+impl Drop for PinGuard<'_> {
     fn drop(&mut self) {
         self.inner.unpin(self.frame);
     }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use smgr_api::{BlockNumber, ForkNumber, PageBuf, RelFileLocator};
 
-use crate::pool::PoolInner;
+use crate::pool::{PinGuard, PoolInner};
 use crate::read::Detached;
 use crate::state::{WriteStart, DIRTY, MAPPED, VALID};
 use crate::stats::Counters;
@@ -169,8 +169,10 @@ impl PoolInner {
         frame: u32,
     ) -> Option<(PageBuf, WriteGuard)> {
         let desc = &self.frames[frame as usize];
-        // A pin of our own for the write: the frame keeps its page (and
-        // the tag we compare stays put) until the guard ends the write.
+        // A pin of our own until the write is ours: the frame keeps its
+        // page (and the tag we compare stays put); once `WRITING` is set,
+        // that flag keeps it from eviction, and the pin goes (a sweep then
+        // sees a frame in I/O, not a pinned one, and waits for it).
         desc.state.pin_if_mapped_quietly()?;
         let pin = PinGuard { inner: self, frame };
         if !desc.has_tag(&tag) {
@@ -188,8 +190,8 @@ impl PoolInner {
             }
         }
         // From here to the return nothing awaits: the guard is in place
-        // before any suspension point, and takes over our pin.
-        std::mem::forget(pin);
+        // before any suspension point.
+        drop(pin);
         let guard = WriteGuard {
             inner: self.clone(),
             frame: Some(frame),
@@ -250,8 +252,7 @@ impl PoolInner {
     }
 }
 
-/// Ends a frame's write I/O exactly once, and drops the pin taken for it.
-/// Finished after a successful write, it marks the page clean unless it was
+/// Ends a frame's write I/O exactly once. Finished after a successful write, it marks the page clean unless it was
 /// dirtied again meanwhile; dropped unfinished, it leaves the page dirty
 /// (nothing known written).
 pub(crate) struct WriteGuard {
@@ -270,19 +271,6 @@ impl WriteGuard {
         let desc = &self.inner.frames[frame as usize];
         let waiters = desc.state.end_write(written);
         self.inner.wake_if(frame, waiters);
-        desc.state.unpin();
-    }
-}
-
-/// Drops a pin taken for a write if the write never starts.
-struct PinGuard<'a> {
-    inner: &'a PoolInner,
-    frame: u32,
-}
-
-impl Drop for PinGuard<'_> {
-    fn drop(&mut self) {
-        self.inner.unpin(self.frame);
     }
 }
 
