@@ -47,6 +47,7 @@ mod prewarm;
 mod read_task;
 mod stats;
 mod stream;
+mod sync;
 
 pub use config::{StreamConfig, StreamFlags};
 pub use prewarm::prewarm;

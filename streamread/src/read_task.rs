@@ -10,7 +10,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
-use tokio::task::{JoinError, JoinHandle};
+use crate::sync::{spawn, JoinError, JoinHandle};
 
 /// How a read ended without an outcome: its task panicked (the message
 /// says where) or was aborted.
@@ -52,7 +52,7 @@ impl<T: Send + 'static> ReadTask<T> {
     /// into a task; the task's first poll registers its real waker.
     pub fn start(read: impl Future<Output = T> + Send + 'static, inline: bool) -> Self {
         if !inline {
-            return ReadTask::Task(tokio::spawn(read));
+            return ReadTask::Task(spawn(read));
         }
         let mut read = Box::pin(read);
         let mut cx = Context::from_waker(Waker::noop());
@@ -62,7 +62,7 @@ impl<T: Send + 'static> ReadTask<T> {
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read.as_mut().poll(&mut cx)));
         match polled {
             Ok(Poll::Ready(outcome)) => ReadTask::Done(Some(Ok(outcome))),
-            Ok(Poll::Pending) => ReadTask::Task(tokio::spawn(read)),
+            Ok(Poll::Pending) => ReadTask::Task(spawn(read)),
             Err(panic) => ReadTask::Done(Some(Err(panic_message(&*panic)))),
         }
     }
