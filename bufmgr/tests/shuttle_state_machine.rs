@@ -181,9 +181,11 @@ fn a_cancelled_read_leaves_nothing_behind() {
         let canceller = spawn({
             let pool = pool.clone();
             async move {
-                // Poll the read a few times, then drop it mid-flight.
+                // Poll the read once or twice, then drop it mid-flight
+                // (with the pool's hit and miss paths lock-free, three
+                // polls finished it in all but a handful of schedules).
                 let mut reading = pin!(read(pool, 2));
-                for _ in 0..3 {
+                for _ in 0..2 {
                     let polled =
                         std::future::poll_fn(|cx| Poll::Ready(reading.as_mut().poll(cx))).await;
                     if polled.is_ready() {
