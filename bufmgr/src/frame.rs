@@ -113,6 +113,13 @@ impl FrameDesc {
     }
 }
 
+// SAFETY: a descriptor is three kinds of `AtomicU64` (state, tag, version),
+// all zero in a new one (`FrameDesc::new`): all-zero bytes are a valid, free
+// descriptor, and it has no drop glue.
+#[cfg(not(shuttle))]
+#[allow(unsafe_code)]
+unsafe impl crate::memory::Zeroable for FrameDesc {}
+
 fn words(tag: &BufferTag) -> (u64, u64, u64) {
     (
         (u64::from(tag.rel.spc_oid) << 32) | u64::from(tag.rel.db_oid),

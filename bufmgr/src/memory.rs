@@ -17,6 +17,119 @@ use crate::{Error, Result};
 /// A transparent huge page on x86-64 and arm64 (4 KiB base pages).
 const HUGE_PAGE: usize = 2 << 20;
 
+/// Below this a mapping is populated by one thread.
+const POPULATE_ALONE: usize = 64 << 20;
+
+/// Faults in `len` bytes at `addr` (a fresh mapping of ours), one part per
+/// core at once: the kernel zeroes every page it hands out, and zeroing
+/// 1.4 GiB is a quarter of a second of one core's time.
+fn populate_in_parallel(addr: usize, len: usize) {
+    let parts = if len < POPULATE_ALONE || cfg!(shuttle) {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
+    };
+    // Parts of whole huge pages, so no huge page is split between them.
+    let step = len.div_ceil(parts).div_ceil(HUGE_PAGE) * HUGE_PAGE;
+    let populate = move |start: usize| {
+        let part = step.min(len - start);
+        // SAFETY: `start .. start + part` lies inside the mapping, which
+        // nothing uses yet; populating writes zeros into it.
+        let ptr = unsafe { (addr as *mut u8).add(start) }.cast::<c_void>();
+        // SAFETY: as above.
+        let populated =
+            unsafe { rustix::mm::madvise(ptr, part, rustix::mm::Advice::LinuxPopulateWrite) };
+        if populated.is_err() {
+            // Before Linux 5.14: touch every page instead.
+            for offset in (0..part).step_by(4096) {
+                // SAFETY: `offset < part`, inside this part of the mapping.
+                unsafe { ptr.cast::<u8>().add(offset).write_volatile(0) };
+            }
+        }
+    };
+    if parts == 1 {
+        populate(0);
+        return;
+    }
+    std::thread::scope(|scope| {
+        for start in (step..len).step_by(step) {
+            // A thread that cannot start leaves its part to be faulted in
+            // on first use: slower, not wrong.
+            let _ = std::thread::Builder::new().spawn_scoped(scope, move || populate(start));
+        }
+        populate(0);
+    });
+}
+
+/// Types whose value made of all-zero bytes is valid and that need no drop:
+/// arrays of them can live in zeroed huge-page memory ([`ZeroedArray`]).
+///
+/// # Safety
+///
+/// All-zero bytes must be a valid `Self`, and `Self` must have no drop
+/// glue (its memory is unmapped without running destructors).
+pub(crate) unsafe trait Zeroable: Send + Sync {}
+
+/// The pool's arrays of atomics: in zeroed huge-page memory normally; under
+/// shuttle (whose atomics carry state of their own), ordinary boxes.
+#[cfg(not(shuttle))]
+pub(crate) type Array<T> = ZeroedArray<T>;
+#[cfg(shuttle)]
+pub(crate) type Array<T> = Box<[T]>;
+
+/// `len` values made by `new` (which must be the all-zero value).
+#[cfg(not(shuttle))]
+pub(crate) fn array<T: Zeroable>(len: usize, _new: impl Fn() -> T) -> Result<Array<T>> {
+    ZeroedArray::new(len)
+}
+
+/// `len` values made by `new`.
+#[cfg(shuttle)]
+pub(crate) fn array<T>(len: usize, new: impl Fn() -> T) -> Result<Array<T>> {
+    Ok((0..len).map(|_| new()).collect())
+}
+
+// SAFETY: an `AtomicU64` is a `u64` in memory; zero is a valid value and it
+// has no drop glue.
+#[cfg(not(shuttle))]
+unsafe impl Zeroable for std::sync::atomic::AtomicU64 {}
+
+/// An array of `T` in one zeroed mapping, advised for huge pages and
+/// populated up front like the frames: the pool's descriptors and
+/// page-table slots are touched at random by every hit and miss, and on
+/// 4 KiB pages each such touch also missed the TLB (the probe of the page
+/// table was a tenth of a prewarm's CPU).
+pub(crate) struct ZeroedArray<T: Zeroable> {
+    memory: FrameMemory,
+    len: usize,
+    _t: std::marker::PhantomData<T>,
+}
+
+impl<T: Zeroable> ZeroedArray<T> {
+    pub fn new(len: usize) -> Result<Self> {
+        const { assert!(!std::mem::needs_drop::<T>()) };
+        let bytes = std::mem::size_of::<T>().max(1);
+        Ok(ZeroedArray {
+            memory: FrameMemory::new(len.max(1), bytes, true)?,
+            len,
+            _t: std::marker::PhantomData,
+        })
+    }
+}
+
+impl<T: Zeroable> std::ops::Deref for ZeroedArray<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        // SAFETY: the mapping holds `len` values of `T` (`len * size_of`
+        // bytes, page-aligned, so aligned for `T`), all zero bytes, which
+        // `Zeroable` promises is a valid `T`; it lives as long as `self`,
+        // and `T: Sync` makes shared references from many threads sound.
+        unsafe { std::slice::from_raw_parts(self.memory.base.as_ptr().cast::<T>(), self.len) }
+    }
+}
+
 pub(crate) struct FrameMemory {
     base: NonNull<u8>,
     len: usize,
@@ -80,18 +193,7 @@ impl FrameMemory {
         // SAFETY: the range is exactly the (trimmed) mapping.
         let _ = unsafe { rustix::mm::madvise(ptr, len, rustix::mm::Advice::LinuxHugepage) };
         if populate {
-            // SAFETY: as above; populating writes zeros into our own
-            // anonymous memory.
-            let populated =
-                unsafe { rustix::mm::madvise(ptr, len, rustix::mm::Advice::LinuxPopulateWrite) };
-            if populated.is_err() {
-                // Before Linux 5.14: touch every page instead.
-                for offset in (0..len).step_by(4096) {
-                    // SAFETY: `offset < len`, inside the mapping, which
-                    // nothing else uses yet.
-                    unsafe { ptr.cast::<u8>().add(offset).write_volatile(0) };
-                }
-            }
+            populate_in_parallel(ptr.cast::<u8>() as usize, len);
         }
         let base = NonNull::new(ptr.cast::<u8>()).ok_or(Error::Memory {
             bytes: len,

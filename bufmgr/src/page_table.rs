@@ -22,8 +22,9 @@ use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crate::frame::FrameDesc;
+use crate::memory::{array, Array};
 use crate::sync::{AtomicU64, Mutex, MutexGuard};
-use crate::BufferTag;
+use crate::{BufferTag, Result};
 
 /// PostgreSQL's `NUM_BUFFER_PARTITIONS`.
 const PARTITIONS: usize = 128;
@@ -75,7 +76,8 @@ struct Key {
 
 #[repr(align(128))]
 struct Partition {
-    slots: Box<[AtomicU64]>,
+    /// Where its slots start in the table's one array.
+    base: usize,
     mask: usize,
     writer: Mutex<Overflow>,
 }
@@ -88,23 +90,32 @@ struct Overflow {
 }
 
 pub(crate) struct PageTable {
+    /// Every partition's slots, in one array (in huge pages: probes touch
+    /// it at random).
+    slots: Array<AtomicU64>,
     partitions: Box<[Partition]>,
     hasher: BuildHasherDefault<TagHasher>,
 }
 
 impl PageTable {
-    pub fn new(frames: usize) -> Self {
-        let slots = (frames * 4 / PARTITIONS + 8).next_power_of_two();
-        PageTable {
+    pub fn new(frames: usize) -> Result<Self> {
+        let per_partition = (frames * 4 / PARTITIONS + 8).next_power_of_two();
+        Ok(PageTable {
+            slots: array(per_partition * PARTITIONS, || AtomicU64::new(0))?,
             partitions: (0..PARTITIONS)
-                .map(|_| Partition {
-                    slots: (0..slots).map(|_| AtomicU64::new(0)).collect(),
-                    mask: slots - 1,
+                .map(|p| Partition {
+                    base: p * per_partition,
+                    mask: per_partition - 1,
                     writer: Mutex::new(Overflow::default()),
                 })
                 .collect(),
             hasher: BuildHasherDefault::default(),
-        }
+        })
+    }
+
+    /// Slot `i` (taken modulo the partition's size) of `part`.
+    fn slot(&self, part: &Partition, i: usize) -> &AtomicU64 {
+        &self.slots[part.base + (i & part.mask)]
     }
 
     fn key(&self, tag: &BufferTag) -> Key {
@@ -123,7 +134,7 @@ impl PageTable {
         let part = &self.partitions[key.partition];
         let home = key.fingerprint as usize & part.mask;
         for i in 0..=part.mask {
-            let entry = part.slots[(home + i) & part.mask].load(Acquire);
+            let entry = self.slot(part, home + i).load(Acquire);
             if entry == 0 {
                 return false;
             }
@@ -142,6 +153,7 @@ impl PageTable {
         // A partition is never left half-updated by a panic in our code.
         let overflow = part.writer.lock().unwrap_or_else(|p| p.into_inner());
         Locked {
+            table: self,
             part,
             overflow,
             key,
@@ -152,6 +164,7 @@ impl PageTable {
 
 /// One partition, locked, for one tag.
 pub(crate) struct Locked<'a> {
+    table: &'a PageTable,
     part: &'a Partition,
     overflow: MutexGuard<'a, Overflow>,
     key: Key,
@@ -170,7 +183,7 @@ impl Locked<'_> {
         let part = self.part;
         let home = self.key.fingerprint as usize & part.mask;
         for i in 0..=part.mask {
-            let entry = part.slots[(home + i) & part.mask].load(Relaxed);
+            let entry = self.table.slot(part, home + i).load(Relaxed);
             if entry == 0 {
                 break;
             }
@@ -196,7 +209,7 @@ impl Locked<'_> {
         let entry = (self.key.fingerprint << 32) | u64::from(frame + 1);
         let home = self.key.fingerprint as usize & part.mask;
         for i in 0..=part.mask {
-            let slot = &part.slots[(home + i) & part.mask];
+            let slot = self.table.slot(part, home + i);
             if slot.load(Relaxed) == 0 {
                 slot.store(entry, Release);
                 self.overflow.used += 1;
@@ -214,10 +227,11 @@ impl Locked<'_> {
         let part = self.part;
         let entry = (self.key.fingerprint << 32) | u64::from(frame + 1);
         let home = self.key.fingerprint as usize & part.mask;
+        let slot = |i: usize| self.table.slot(part, i);
         let Some(mut hole) = (0..=part.mask)
             .map(|i| (home + i) & part.mask)
-            .take_while(|&i| part.slots[i].load(Relaxed) != 0)
-            .find(|&i| part.slots[i].load(Relaxed) == entry)
+            .take_while(|&i| slot(i).load(Relaxed) != 0)
+            .find(|&i| slot(i).load(Relaxed) == entry)
         else {
             return;
         };
@@ -230,9 +244,9 @@ impl Locked<'_> {
         let mut next = hole;
         loop {
             next = (next + 1) & part.mask;
-            let moved = part.slots[next].load(Relaxed);
+            let moved = slot(next).load(Relaxed);
             if moved == 0 {
-                part.slots[hole].store(0, Release);
+                slot(hole).store(0, Release);
                 return;
             }
             let home = self.home(moved);
@@ -242,7 +256,7 @@ impl Locked<'_> {
                 hole < home || home <= next
             };
             if !stays {
-                part.slots[hole].store(moved, Release);
+                slot(hole).store(moved, Release);
                 hole = next;
             }
         }
@@ -257,7 +271,7 @@ mod tests {
     #[test]
     fn inserts_and_removes_keep_every_other_entry_findable() {
         let frames: Vec<FrameDesc> = (0..600).map(|_| FrameDesc::new()).collect();
-        let table = PageTable::new(64);
+        let table = PageTable::new(64).unwrap();
         let tag = |i: u32| {
             BufferTag::new(
                 RelFileLocator::in_database(5, 16396 + i % 3),

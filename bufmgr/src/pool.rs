@@ -9,7 +9,7 @@ use std::sync::Arc;
 use smgr_api::{BlockSize, PageBuf, PageFormat, PageLender, PageVerifier, PathNaming, Smgr};
 
 use crate::frame::{FrameDesc, Waiters};
-use crate::memory::FrameMemory;
+use crate::memory::{array, Array, FrameMemory};
 use crate::page_table::PageTable;
 use crate::ring::BufferAccessStrategy;
 use crate::state::{Sweep, DIRTY, IO_ERROR, LENT, MAPPED, READING, VALID, WRITING};
@@ -94,7 +94,7 @@ pub(crate) struct PoolInner {
     pub verifier: PageVerifier,
     pub naming: PathNaming,
     pub memory: FrameMemory,
-    pub frames: Box<[FrameDesc]>,
+    pub frames: Array<FrameDesc>,
     pub waiters: Waiters,
     pub table: PageTable,
     /// The clock hand: each thread takes `CLOCK_CHUNK` positions at a time
@@ -181,9 +181,9 @@ impl BufferPool {
             block_size,
             naming: PathNaming::default(),
             memory,
-            frames: (0..config.frames).map(|_| FrameDesc::new()).collect(),
+            frames: array(config.frames, FrameDesc::new)?,
             waiters: Waiters::new(config.frames),
-            table: PageTable::new(config.frames),
+            table: PageTable::new(config.frames)?,
             clock: AtomicU64::new(0),
             clock_chunks: (0..SLOTS).map(|_| PaddedChunk::default()).collect(),
             stats: Stats::new(),
