@@ -70,6 +70,7 @@ fn populate_in_parallel(addr: usize, len: usize) {
 ///
 /// All-zero bytes must be a valid `Self`, and `Self` must have no drop
 /// glue (its memory is unmapped without running destructors).
+#[cfg(not(shuttle))]
 pub(crate) unsafe trait Zeroable: Send + Sync {}
 
 /// The pool's arrays of atomics: in zeroed huge-page memory normally; under
@@ -101,12 +102,14 @@ unsafe impl Zeroable for std::sync::atomic::AtomicU64 {}
 /// page-table slots are touched at random by every hit and miss, and on
 /// 4 KiB pages each such touch also missed the TLB (the probe of the page
 /// table was a tenth of a prewarm's CPU).
+#[cfg(not(shuttle))]
 pub(crate) struct ZeroedArray<T: Zeroable> {
     memory: FrameMemory,
     len: usize,
     _t: std::marker::PhantomData<T>,
 }
 
+#[cfg(not(shuttle))]
 impl<T: Zeroable> ZeroedArray<T> {
     pub fn new(len: usize) -> Result<Self> {
         const { assert!(!std::mem::needs_drop::<T>()) };
@@ -119,6 +122,7 @@ impl<T: Zeroable> ZeroedArray<T> {
     }
 }
 
+#[cfg(not(shuttle))]
 impl<T: Zeroable> std::ops::Deref for ZeroedArray<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
