@@ -27,12 +27,12 @@ use crate::verify::{verify_location, VerifyOptions};
 const SEGMENT_BLOCKS: BlockNumber = 16384;
 const POOL_FRAMES: usize = 2048;
 
-struct Row {
-    what: &'static str,
-    baseline: &'static str,
-    baseline_s: f64,
-    ours_s: f64,
-    target: &'static str,
+pub(crate) struct Row {
+    pub what: &'static str,
+    pub baseline: &'static str,
+    pub baseline_s: f64,
+    pub ours_s: f64,
+    pub target: &'static str,
 }
 
 /// Generates a relation of `mib` MiB under `dir` and runs the comparisons.
@@ -170,6 +170,7 @@ pub async fn run_bench(dir: &Path, mib: u32) -> bufmgr::Result<String> {
         target: "-",
     });
 
+    rows.extend(crate::bench_pool::shared_pool_rows(&pool, rel, blocks, &files).await?);
     rows.extend(object_store_rows().await?);
 
     let mut out = String::new();

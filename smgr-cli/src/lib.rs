@@ -31,6 +31,7 @@
 //! ```
 
 pub mod bench;
+mod bench_pool;
 pub mod control;
 pub mod demo;
 pub mod inventory;
