@@ -1,16 +1,22 @@
 //! # bufmgr: the shared buffer pool
 //!
-//! A fixed pool of page frames shared by many tasks and threads, as
-//! PostgreSQL's shared buffers, over any [`smgr_api::Smgr`] (it never names
-//! a concrete backend):
+//! A fixed pool of page frames shared by every task and thread of a
+//! program, as PostgreSQL's shared buffers, over any [`smgr_api::Smgr`] (it
+//! never names a concrete backend). Build one and share it: clones are
+//! cheap, and the hot paths write no cache line other cores use for other
+//! pages.
 //!
-//! - a partitioned page table from [`BufferTag`] (relation, fork, block)
-//!   to frame; per-frame pin and usage counts, valid / dirty /
-//!   I/O-in-progress / I/O-error flags; clock-sweep eviction that skips
-//!   pinned frames and writes a dirty victim back first; an error, not a
-//!   hang, when every frame is pinned;
+//! - each frame's state is one atomic word (`state.rs`, the file to read
+//!   first): pins, usage count, valid / dirty / I/O / error / lent flags,
+//!   a waiter flag and the content lock, all changed by compare-and-swap;
+//!   descriptors are padded to a cache line each;
+//! - a page table from [`BufferTag`] (relation, fork, block) to frame,
+//!   probed without a lock (pin the frame if it is mapped, then check its
+//!   tag); clock-sweep eviction that skips pinned frames and writes a dirty
+//!   victim back first; an error, not a hang, when every frame is pinned;
 //! - [`Buffer`], a pin owned by a handle (drop unpins), with shared and
-//!   exclusive content locks on its page;
+//!   exclusive content locks on its page; [`BufferPool::read_with`], an
+//!   optimistic read with no pin and no lock, validated by a version;
 //! - two-step reads as in the seed patch: [`BufferPool::prepare_read`]
 //!   (pin, hit or miss, no I/O) and [`BufferPool::complete_read`] (a run
 //!   of misses with as few `readv` calls as possible), and
@@ -20,13 +26,14 @@
 //!   backend; zero-on-error mode;
 //! - dirty pages written back with combined `writev`s, relation extension,
 //!   bulk-read rings ([`BufferAccessStrategy`]), per-reader pin limits,
-//!   and `pg_stat_io`-like counters ([`PoolStats`]).
+//!   and `pg_stat_io`-like counters ([`PoolStats`]), kept per thread.
 //!
-//! Frame memory is one mapping, prefaulted at construction. A read lends
-//! its frames to the backend as [`smgr_api::PageBuf`]s, so the local backend
-//! reads straight into the pool; the I/O of a read belongs to the pool, so
-//! dropping a waiting future never leaves a frame stuck or reused while an
-//! I/O still writes into it.
+//! Frame memory is one mapping, advised for huge pages and populated at
+//! construction. A read lends its frames to the backend as
+//! [`smgr_api::PageBuf`]s, so the local backend reads straight into the
+//! pool; the I/O of a read belongs to the pool, so dropping a waiting
+//! future never leaves a frame stuck or reused while an I/O still writes
+//! into it.
 //!
 //! ```
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
