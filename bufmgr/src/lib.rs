@@ -83,7 +83,7 @@ mod write;
 pub use buffer::{Buffer, PageMut, PageRef};
 pub use error::{Error, Result};
 pub use optimistic::PageView;
-pub use pool::{BufferPool, PoolCensus, PoolConfig};
+pub use pool::{BufferPool, PoolCensus, PoolConfig, Reader};
 pub use read::{PreparedRead, ReadBufferMode};
 pub use ring::BufferAccessStrategy;
 pub use stats::PoolStats;

@@ -128,6 +128,34 @@ pub(crate) struct Shard {
     pub pool: Arc<PoolInner>,
 }
 
+/// Whose pins are whose, for per-reader pin limits (PostgreSQL counts a
+/// backend's pins in its `PrivateRefCount` for `GetAdditionalPinLimit`).
+/// Pins taken through a reader ([`BufferPool::prepare_read_as`]) count as
+/// its own as long as their [`Buffer`](crate::Buffer)s (or clones of
+/// them) live, wherever they have gone; a read stream takes a reader of
+/// its own, so buffers its caller still holds count against its
+/// look-ahead. Counting costs nothing extra: the count is the reference
+/// count of the keep-alive handle every buffer holds anyway, and it lives
+/// on the reader's own cache line.
+pub struct Reader {
+    pub(crate) shard: Arc<Shard>,
+}
+
+impl Reader {
+    /// Pins held through this reader right now.
+    pub fn pins(&self) -> usize {
+        Arc::strong_count(&self.shard) - 1
+    }
+}
+
+impl fmt::Debug for Reader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reader")
+            .field("pins", &self.pins())
+            .finish()
+    }
+}
+
 /// A shared pool of page frames over one storage manager (PostgreSQL's
 /// shared buffers). Cheap to clone: clones share the pool. Share one pool
 /// among all the tasks and threads of a program: its hit path takes no
@@ -204,6 +232,25 @@ impl BufferPool {
     /// The current thread's keep-alive handle, for a new `Buffer`.
     pub(crate) fn shard(&self) -> Arc<Shard> {
         self.shards[thread_slot()].clone()
+    }
+
+    /// A new [`Reader`]: a count of its own for the pins taken through it.
+    pub fn reader(&self) -> Reader {
+        Reader {
+            shard: Arc::new(Shard {
+                pool: self.inner.clone(),
+            }),
+        }
+    }
+
+    pub(crate) fn check_reader(&self, reader: &Reader) -> Result<()> {
+        if Arc::ptr_eq(&reader.shard.pool, &self.inner) {
+            Ok(())
+        } else {
+            Err(Error::NotARun {
+                detail: "the reader belongs to another pool".into(),
+            })
+        }
     }
 
     /// The storage manager below the pool.

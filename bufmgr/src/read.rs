@@ -30,7 +30,7 @@ use smgr_api::{
     block_run_end, BlockNumber, ForkNumber, PageBuf, RelFileLocator, INVALID_BLOCK_NUMBER,
 };
 
-use crate::pool::PoolInner;
+use crate::pool::{PoolInner, Reader, Shard};
 use crate::ring::BufferAccessStrategy;
 use crate::state::{ReadStart, VALID};
 use crate::stats::Counters;
@@ -71,6 +71,33 @@ impl BufferPool {
         rel: RelFileLocator,
         fork: ForkNumber,
         block: BlockNumber,
+        strategy: Option<&mut BufferAccessStrategy>,
+    ) -> Result<PreparedRead> {
+        self.prepare_read_for(&self.shard(), rel, fork, block, strategy)
+            .await
+    }
+
+    /// [`prepare_read`](Self::prepare_read) whose pin counts as `reader`'s
+    /// ([`Reader::pins`]).
+    pub async fn prepare_read_as(
+        &self,
+        reader: &Reader,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        block: BlockNumber,
+        strategy: Option<&mut BufferAccessStrategy>,
+    ) -> Result<PreparedRead> {
+        self.check_reader(reader)?;
+        self.prepare_read_for(&reader.shard, rel, fork, block, strategy)
+            .await
+    }
+
+    async fn prepare_read_for(
+        &self,
+        owner: &Arc<Shard>,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        block: BlockNumber,
         mut strategy: Option<&mut BufferAccessStrategy>,
     ) -> Result<PreparedRead> {
         let inner = &self.inner;
@@ -81,7 +108,7 @@ impl BufferPool {
         }
         let tag = BufferTag::new(rel, fork, block);
         loop {
-            if let Some(found) = self.lookup(tag) {
+            if let Some(found) = self.lookup(tag, owner) {
                 return Ok(found);
             }
             let frame = inner.get_victim(strategy.as_deref_mut()).await?;
@@ -93,7 +120,7 @@ impl BufferPool {
                 drop(partition);
                 inner.unpin(frame);
                 if let Some(state) = state {
-                    return Ok(self.found(tag, mapped, state.has(VALID)));
+                    return Ok(self.found(tag, mapped, state.has(VALID), owner));
                 }
                 continue;
             }
@@ -105,7 +132,7 @@ impl BufferPool {
             Counters::add(&inner.stats.here().misses, 1);
             return Ok(PreparedRead {
                 buffer: Buffer {
-                    shard: self.shard(),
+                    shard: owner.clone(),
                     frame,
                     tag,
                 },
@@ -128,7 +155,22 @@ impl BufferPool {
         if block == INVALID_BLOCK_NUMBER {
             return None;
         }
-        self.lookup(BufferTag::new(rel, fork, block))
+        self.lookup(BufferTag::new(rel, fork, block), &self.shard())
+    }
+
+    /// [`prepare_read_if_cached`](Self::prepare_read_if_cached) whose pin
+    /// counts as `reader`'s; `None` also for a reader of another pool.
+    pub fn prepare_read_if_cached_as(
+        &self,
+        reader: &Reader,
+        rel: RelFileLocator,
+        fork: ForkNumber,
+        block: BlockNumber,
+    ) -> Option<PreparedRead> {
+        if block == INVALID_BLOCK_NUMBER || self.check_reader(reader).is_err() {
+            return None;
+        }
+        self.lookup(BufferTag::new(rel, fork, block), &reader.shard)
     }
 
     /// Pins the page's frame if it is mapped, by a lock-free probe of the
@@ -136,7 +178,7 @@ impl BufferPool {
     /// writer is moving; the miss path looks again under the partition's
     /// lock before it maps the page to a new frame, so a false miss costs a
     /// victim, never a second copy of the page.
-    fn lookup(&self, tag: BufferTag) -> Option<PreparedRead> {
+    fn lookup(&self, tag: BufferTag, owner: &Arc<Shard>) -> Option<PreparedRead> {
         let inner = &self.inner;
         let mut found = None;
         inner.table.probe(&tag, |frame| {
@@ -156,11 +198,11 @@ impl BufferPool {
             }
         });
         let (frame, hit) = found?;
-        Some(self.found(tag, frame, hit))
+        Some(self.found(tag, frame, hit, owner))
     }
 
     /// A pinned frame found mapped to `tag`, counted as a hit or a miss.
-    fn found(&self, tag: BufferTag, frame: u32, hit: bool) -> PreparedRead {
+    fn found(&self, tag: BufferTag, frame: u32, hit: bool, owner: &Arc<Shard>) -> PreparedRead {
         let counters = self.inner.stats.here();
         Counters::add(
             if hit {
@@ -172,7 +214,7 @@ impl BufferPool {
         );
         PreparedRead {
             buffer: Buffer {
-                shard: self.shard(),
+                shard: owner.clone(),
                 frame,
                 tag,
             },

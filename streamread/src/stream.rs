@@ -43,7 +43,7 @@ use crate::advice::AdviceGate;
 use crate::config::{StreamConfig, StreamFlags};
 use crate::read_task::{Ended, ReadTask, INLINE_MAX_BLOCKS};
 use crate::stats::{Counters, StreamStats, StreamStatsHandle};
-use bufmgr::{Buffer, BufferAccessStrategy, BufferPool, PreparedRead, ReadBufferMode};
+use bufmgr::{Buffer, BufferAccessStrategy, BufferPool, PreparedRead, ReadBufferMode, Reader};
 use smgr_api::{BlockNumber, ForkNumber, RelFileLocator, INVALID_BLOCK_NUMBER};
 
 /// The errors a stream returns: the buffer pool's.
@@ -119,6 +119,9 @@ struct Unpinned<D> {
 /// stays in the stream until its outcome is given to its entries.
 pub struct ReadStream<D: Send + 'static = ()> {
     pool: BufferPool,
+    /// Every pin the stream takes counts as this reader's, also once the
+    /// buffer is handed out and for as long as the caller keeps it.
+    reader: Reader,
     rel: RelFileLocator,
     fork: ForkNumber,
     source: Source<D>,
@@ -169,6 +172,7 @@ impl<D: Default + Send + 'static> ReadStream<D> {
         };
         ReadStream {
             pool: pool.clone(),
+            reader: pool.reader(),
             rel,
             fork,
             source: Box::new(source),
@@ -424,8 +428,17 @@ impl<D: Default + Send + 'static> ReadStream<D> {
         self.abandoned.retain(|read| !read.is_finished());
     }
 
-    /// The most pins the stream may hold now: `(max_ios + 1) × combine`,
-    /// clamped to its ring if it has one (PostgreSQL's
+    /// Whether the stream may take one more pin (PostgreSQL's
+    /// `GetAdditionalPinLimit`): its reader's pins, which include the
+    /// buffers it handed out that the caller still holds, stay within the
+    /// pool's per-reader share; always when the stream holds none of its
+    /// own, so it makes progress.
+    fn may_pin_more(&self) -> bool {
+        self.queue.is_empty() || self.reader.pins() < self.pool.max_pins_per_reader()
+    }
+
+    /// The most pins the stream's look-ahead aims at: `(max_ios + 1) ×
+    /// combine`, clamped to its ring if it has one (PostgreSQL's
     /// `GetAccessStrategyPinLimit`) and to the pool's per-reader share
     /// (re-evaluated each time, at least 1 so it can make progress).
     fn pin_budget(&self) -> usize {
@@ -471,9 +484,9 @@ impl<D: Default + Send + 'static> ReadStream<D> {
             self.unpinned = Some(Unpinned { block, data });
         }
         let block = self.unpinned.as_ref()?.block;
-        let prepared = self
-            .pool
-            .prepare_read_if_cached(self.rel, self.fork, block)?;
+        let prepared =
+            self.pool
+                .prepare_read_if_cached_as(&self.reader, self.rel, self.fork, block)?;
         let next = self.unpinned.take()?;
         Some(NextPin::Pinned(prepared, next.data))
     }
@@ -495,7 +508,13 @@ impl<D: Default + Send + 'static> ReadStream<D> {
         };
         let result = self
             .pool
-            .prepare_read(self.rel, self.fork, block, self.strategy.as_mut())
+            .prepare_read_as(
+                &self.reader,
+                self.rel,
+                self.fork,
+                block,
+                self.strategy.as_mut(),
+            )
             .await;
         match result {
             Ok(prepared) => match self.unpinned.take() {
@@ -516,7 +535,10 @@ impl<D: Default + Send + 'static> ReadStream<D> {
     /// `pin_error`; `NoUnpinnedBuffers` only means "not now").
     async fn look_ahead(&mut self) -> Result<(), Error> {
         self.reap_finished();
-        while self.pin_error.is_none() && self.queue.len() < self.target_distance() {
+        while self.pin_error.is_none()
+            && self.queue.len() < self.target_distance()
+            && self.may_pin_more()
+        {
             match self.pin_next().await {
                 NextPin::End => break,
                 NextPin::Pinned(prepared, data) => {
