@@ -669,7 +669,11 @@ impl<D: Default + Send + 'static> ReadStream<D> {
     /// whose deadline is shorter than one `prefetch` would otherwise never
     /// get past it).
     async fn issue_advice(&mut self) {
-        let smgr = self.pool.smgr().clone();
+        // Most calls owe nothing (sequential local scans never advise):
+        // leave before touching anything shared.
+        if !self.waiting.iter().any(|waiting| waiting.advise) {
+            return;
+        }
         for i in 0..self.waiting.len() {
             let Some((first, len)) = self
                 .waiting
@@ -683,7 +687,9 @@ impl<D: Default + Send + 'static> ReadStream<D> {
                 waiting.advise = false;
             }
             self.counters.advice();
-            smgr.prefetch(self.rel, self.fork, first, len as BlockNumber)
+            self.pool
+                .smgr()
+                .prefetch(self.rel, self.fork, first, len as BlockNumber)
                 .await;
         }
     }
