@@ -136,7 +136,10 @@ impl<T: Zeroable> std::ops::Deref for ZeroedArray<T> {
 
 pub(crate) struct FrameMemory {
     base: NonNull<u8>,
+    /// Bytes in use: `frames * frame_bytes`.
     len: usize,
+    /// Bytes mapped: `len` rounded up to whole pages.
+    map_len: usize,
     frame_bytes: usize,
 }
 
@@ -162,13 +165,15 @@ impl FrameMemory {
         // populating first faults 4 KiB pages (DESIGN.md: 0.55 s for a
         // 1.4 GiB pool that way, a third of that advised first). So: map
         // with room to align to 2 MiB, trim, advise, then populate.
+        // Whole 4 KiB pages, so the trimmed tail starts on a page boundary.
+        let map_len = len.next_multiple_of(4096);
         let extra = if len >= HUGE_PAGE { HUGE_PAGE } else { 0 };
         // SAFETY: a fresh anonymous mapping at an address the kernel picks
         // aliases nothing; we own it until `drop` unmaps it.
         let raw = unsafe {
             rustix::mm::mmap_anonymous(
                 std::ptr::null_mut(),
-                len + extra,
+                map_len + extra,
                 rustix::mm::ProtFlags::READ | rustix::mm::ProtFlags::WRITE,
                 rustix::mm::MapFlags::PRIVATE,
             )
@@ -179,9 +184,9 @@ impl FrameMemory {
         })?;
         let head = (HUGE_PAGE - raw as usize % HUGE_PAGE) % HUGE_PAGE;
         let head = if extra == 0 { 0 } else { head };
-        // SAFETY: `head <= extra`, so `raw + head .. + len` lies inside the
-        // mapping; the trimmed ends are parts of the same fresh mapping
-        // that nothing refers to.
+        // SAFETY: `head <= extra`, so `raw + head .. + map_len` lies inside
+        // the mapping; the trimmed ends are page-aligned parts of the same
+        // fresh mapping that nothing refers to.
         let ptr = unsafe {
             let ptr = raw.cast::<u8>().add(head).cast::<c_void>();
             if head > 0 {
@@ -189,15 +194,15 @@ impl FrameMemory {
             }
             let tail = extra - head;
             if tail > 0 {
-                let _ = rustix::mm::munmap(ptr.cast::<u8>().add(len).cast::<c_void>(), tail);
+                let _ = rustix::mm::munmap(ptr.cast::<u8>().add(map_len).cast::<c_void>(), tail);
             }
             ptr
         };
         // Huge pages are an optimization: ignore a refusal.
         // SAFETY: the range is exactly the (trimmed) mapping.
-        let _ = unsafe { rustix::mm::madvise(ptr, len, rustix::mm::Advice::LinuxHugepage) };
+        let _ = unsafe { rustix::mm::madvise(ptr, map_len, rustix::mm::Advice::LinuxHugepage) };
         if populate {
-            populate_in_parallel(ptr.cast::<u8>() as usize, len);
+            populate_in_parallel(ptr.cast::<u8>() as usize, map_len);
         }
         let base = NonNull::new(ptr.cast::<u8>()).ok_or(Error::Memory {
             bytes: len,
@@ -206,6 +211,7 @@ impl FrameMemory {
         Ok(FrameMemory {
             base,
             len,
+            map_len,
             frame_bytes,
         })
     }
@@ -214,9 +220,14 @@ impl FrameMemory {
     /// frame count; the pointer is valid for `frame_bytes` bytes while
     /// `self` lives.
     pub fn frame_ptr(&self, frame: usize) -> NonNull<u8> {
-        debug_assert!((frame + 1) * self.frame_bytes <= self.len);
-        // SAFETY: `frame * frame_bytes` is inside the mapping (the pool only
-        // passes frame indexes below its frame count).
+        // A check, not a debug assertion: a wrong index must not become a
+        // pointer outside the mapping (one compare on the hit path).
+        assert!(
+            frame < self.len / self.frame_bytes,
+            "frame {frame} out of range"
+        );
+        // SAFETY: `frame * frame_bytes + frame_bytes <= len`, inside the
+        // mapping (checked just above).
         unsafe { self.base.add(frame * self.frame_bytes) }
     }
 }
@@ -226,6 +237,6 @@ impl Drop for FrameMemory {
         // SAFETY: the mapping was created in `new` with this length, and the
         // pool outlives every `PageBuf` lent from it (each holds an `Arc`
         // of the pool), so nothing refers to it any more.
-        let _ = unsafe { rustix::mm::munmap(self.base.as_ptr().cast::<c_void>(), self.len) };
+        let _ = unsafe { rustix::mm::munmap(self.base.as_ptr().cast::<c_void>(), self.map_len) };
     }
 }

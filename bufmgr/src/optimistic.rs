@@ -10,8 +10,15 @@
 //! the version again: equal means no writer (exclusive lock), eviction or
 //! read into the frame happened in between, so what was read is a state
 //! the page really had. The bytes are read with volatile loads, as
-//! `crossbeam`'s sequence lock does, since a writer may be changing them
-//! while they are read; a result computed from such bytes is thrown away.
+//! `crossbeam`'s sequence lock does, since a writer (through a `PageMut`,
+//! or a backend's `readv` into the frame after it was evicted and lent
+//! again) may be changing them while they are read; a result computed from
+//! such bytes is thrown away. Under Rust's memory model such a read racing
+//! a write is formally a data race, as in every sequence lock written in
+//! Rust today; the volatile loads keep the compiler from assuming
+//! otherwise, and the hardware gives some value, which the version check
+//! then discards. (An atomic byte-wise copy, Rust RFC 3301, would make it
+//! formally sound; it is not stable yet.)
 
 use std::marker::PhantomData;
 

@@ -93,6 +93,9 @@ struct Partition {
     /// Where its slots start in the table's one array.
     base: usize,
     mask: usize,
+    /// Some entry ever went to the overflow map: lock-free misses must be
+    /// confirmed under the lock. Set under the lock, never cleared.
+    overflowed: std::sync::atomic::AtomicBool,
     writer: Mutex<Overflow>,
 }
 
@@ -119,6 +122,7 @@ impl PageTable {
                 .map(|p| Partition {
                     base: p * per_partition,
                     mask: per_partition - 1,
+                    overflowed: std::sync::atomic::AtomicBool::new(false),
                     writer: Mutex::new(Overflow::default()),
                 })
                 .collect(),
@@ -155,6 +159,14 @@ impl PageTable {
             }
         }
         false
+    }
+
+    /// Whether `tag`'s partition keeps entries the lock-free probe cannot
+    /// see (its array overflowed once).
+    pub fn has_overflow(&self, tag: &BufferTag) -> bool {
+        self.partitions[self.key(tag).partition]
+            .overflowed
+            .load(Acquire)
     }
 
     /// Locks the partition that `tag` belongs to, for a look-up that
@@ -215,6 +227,7 @@ impl Locked<'_> {
     pub fn insert(&mut self, frame: u32) {
         let part = self.part;
         if (self.overflow.used + 1) * 4 > (part.mask + 1) * 3 {
+            part.overflowed.store(true, Release);
             self.overflow.map.insert(self.tag, frame);
             return;
         }
@@ -228,6 +241,7 @@ impl Locked<'_> {
                 return;
             }
         }
+        part.overflowed.store(true, Release);
         self.overflow.map.insert(self.tag, frame);
     }
 

@@ -328,7 +328,11 @@ impl PoolInner {
         // that keeps it alive, and the `PageBuf` holds it, so the mapping
         // outlives the loan. The frame's `LENT` flag, set by the caller,
         // keeps every other path (eviction, content locks, another read)
-        // off this memory until `page_returned`.
+        // off this memory until `page_returned`. The one exception is an
+        // optimistic reader (`read_with`) that checked the frame before it
+        // was lent: it may still be reading (volatile loads, never writes),
+        // and the version bump made when the frame lost its page makes it
+        // throw away what it read (optimistic.rs).
         unsafe {
             PageBuf::from_lent(ptr, self.block_size.bytes(), lender, frame as usize)
         }

@@ -197,7 +197,19 @@ impl BufferPool {
                 false
             }
         });
-        let (frame, hit) = found?;
+        let (frame, hit) = match found {
+            Some(found) => found,
+            // Entries that did not fit a partition's array live in a map
+            // only the locked look-up sees (rare: a skewed partition).
+            None if inner.table.has_overflow(&tag) => {
+                let partition = inner.table.lock(&tag);
+                let frame = partition.get(&inner.frames)?;
+                let state = inner.frames[frame as usize].state.pin_if_mapped()?;
+                drop(partition);
+                (frame, state.has(VALID))
+            }
+            None => return None,
+        };
         Some(self.found(tag, frame, hit, owner))
     }
 
@@ -542,8 +554,9 @@ impl IoGuard {
 
     pub fn finish(mut self, ok: &[bool]) {
         let frames = std::mem::take(&mut self.frames);
-        for (&frame, &ok) in frames.iter().zip(ok) {
-            self.publish(frame, ok);
+        for (i, &frame) in frames.iter().enumerate() {
+            // A frame without an outcome failed: never left in I/O.
+            self.publish(frame, ok.get(i).copied().unwrap_or(false));
         }
     }
 
@@ -584,9 +597,9 @@ impl<T: Send + 'static> Future for Detached<T> {
         let Some(future) = self.future.as_mut() else {
             return Poll::Pending;
         };
-        // A panic inside the I/O (a backend bug) ends it here: its guards
-        // were dropped as it unwound (frames published as failed), and it
-        // must not be polled again in the background.
+        // A panic inside the I/O (a backend bug) ends it here: dropping the
+        // future (`self.future = None`) runs its guards (frames published
+        // as failed), and it is not polled again in the background.
         let polled =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx)));
         let output = match polled {

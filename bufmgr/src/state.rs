@@ -48,7 +48,7 @@
 //! either happens whole or not at all, and no lock is held across anything
 //! but the word itself.
 
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Release};
 
 use crate::sync::{spin_wait, AtomicU64};
 
@@ -74,6 +74,17 @@ pub(crate) const EXCLUSIVE: u64 = 1 << 63;
 
 const IO: u64 = READING | WRITING;
 
+/// Refuses a pin that would overflow the 18-bit count into the usage bits
+/// (and so let clock sweep take a pinned frame): 262,143 pins of one page
+/// are a leak in the program, and it stops here, as `Arc` aborts on a
+/// count overflow.
+fn check_pins(s: State) {
+    assert!(
+        s.pins() < PINS,
+        "more than {PINS} pins of one buffer: pins are being leaked"
+    );
+}
+
 /// One snapshot of a state word.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) struct State(pub u64);
@@ -95,9 +106,12 @@ impl State {
     pub fn io_idle(self) -> bool {
         !self.any(IO | LENT)
     }
-    /// Clock sweep may take it (ignoring usage and dirt).
+    /// Clock sweep may take it (ignoring usage and dirt). A content lock
+    /// held without a pin (a guard leaked with `mem::forget`) keeps the
+    /// frame out of reuse for good, rather than let the next page inherit
+    /// the lock.
     pub fn evictable(self) -> bool {
-        self.pins() == 0 && self.io_idle()
+        self.pins() == 0 && self.io_idle() && !self.any(SHARES | EXCLUSIVE)
     }
 }
 
@@ -200,6 +214,7 @@ impl FrameState {
                 if !s.has(MAPPED) {
                     return None;
                 }
+                check_pins(s);
                 let usage = if s.usage() < MAX_USAGE { USAGE_ONE } else { 0 };
                 Some(s.0 + PIN_ONE + usage)
             })
@@ -216,14 +231,20 @@ impl FrameState {
     /// flushes and scans of the pool, which should not keep pages in it).
     pub fn pin_if_mapped_quietly(&self) -> Option<State> {
         let old = self
-            .update(|s| s.has(MAPPED).then_some(s.0 + PIN_ONE))
+            .update(|s| {
+                check_pins(s);
+                s.has(MAPPED).then_some(s.0 + PIN_ONE)
+            })
             .ok()?;
         Some(State(old.0 + PIN_ONE))
     }
 
     /// Another pin on a frame the caller already pins.
     pub fn pin_again(&self) {
-        self.0.fetch_add(PIN_ONE, Relaxed);
+        let _ = self.update(|s| {
+            check_pins(s);
+            Some(s.0 + PIN_ONE)
+        });
     }
 
     /// Drops one pin. Release: what the pin holder did to the page happens
@@ -276,7 +297,7 @@ impl FrameState {
     pub fn unmap_claimed(&self) -> bool {
         let unmapped = self
             .update(|s| {
-                let ours = s.pins() == 1 && !s.any(DIRTY) && s.io_idle();
+                let ours = s.pins() == 1 && !s.any(DIRTY | SHARES | EXCLUSIVE) && s.io_idle();
                 ours.then_some(s.0 & !(MAPPED | VALID | IO_ERROR | USAGE))
             })
             .is_ok();
