@@ -136,10 +136,9 @@ impl<T: Zeroable> std::ops::Deref for ZeroedArray<T> {
 
 pub(crate) struct FrameMemory {
     base: NonNull<u8>,
-    /// Bytes in use: `frames * frame_bytes`.
-    len: usize,
     /// Bytes mapped: `len` rounded up to whole pages.
     map_len: usize,
+    frames: usize,
     frame_bytes: usize,
 }
 
@@ -210,8 +209,8 @@ impl FrameMemory {
         })?;
         Ok(FrameMemory {
             base,
-            len,
             map_len,
+            frames,
             frame_bytes,
         })
     }
@@ -222,12 +221,9 @@ impl FrameMemory {
     pub fn frame_ptr(&self, frame: usize) -> NonNull<u8> {
         // A check, not a debug assertion: a wrong index must not become a
         // pointer outside the mapping (one compare on the hit path).
-        assert!(
-            frame < self.len / self.frame_bytes,
-            "frame {frame} out of range"
-        );
-        // SAFETY: `frame * frame_bytes + frame_bytes <= len`, inside the
-        // mapping (checked just above).
+        assert!(frame < self.frames, "frame {frame} out of range");
+        // SAFETY: `frame < frames`, so `frame * frame_bytes + frame_bytes
+        // <= len`, inside the mapping.
         unsafe { self.base.add(frame * self.frame_bytes) }
     }
 }

@@ -18,7 +18,7 @@
 //! normal case.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release};
 
 use crate::frame::FrameDesc;
@@ -66,18 +66,11 @@ impl Hasher for TagHasher {
 
 type TagMap = HashMap<BufferTag, u32, BuildHasherDefault<TagHasher>>;
 
-/// The page table's hash of a tag: its two halves multiplied at once, then
-/// mixed (two multiplies deep, where hashing field by field is five; this
-/// runs on every hit). Partitions come from bits 25..32, fingerprints and
-/// home slots from the high half.
+/// The page table's hash of a tag. (A two-multiply hash of the tag's two
+/// halves was tried: as well spread on paper, but random hits over 128 MiB
+/// scaled 1.49x on two cores against 1.60x with this one, same run.)
 fn hash_tag(tag: &BufferTag) -> u64 {
-    let a = ((u64::from(tag.rel.spc_oid) << 32) | u64::from(tag.rel.db_oid))
-        ^ ((tag.fork as u64) << 59);
-    let b = (u64::from(tag.rel.rel_number) << 32) | u64::from(tag.block);
-    let mut h = a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
-    h ^= h >> 32;
-    h = h.wrapping_mul(0x1656_67B1_9E37_79F9);
-    h ^ (h >> 29)
+    BuildHasherDefault::<TagHasher>::default().hash_one(tag)
 }
 
 /// Where a tag lives: its partition, and its fingerprint (the hash's high
