@@ -322,7 +322,12 @@ impl<D: Default + Send + 'static> ReadStream<D> {
             && self.pin_error.is_none()
             && self.target_distance() <= 1
         {
-            match self.pin_next().await {
+            // A hit is pinned without entering `pin_next`'s future.
+            let next = match self.pin_next_if_cached() {
+                Some(next) => next,
+                None => self.pin_next_slowly().await,
+            };
+            match next {
                 NextPin::End => return Ok(None),
                 NextPin::Pinned(prepared, data) if prepared.hit => {
                     self.counters.block(true);
