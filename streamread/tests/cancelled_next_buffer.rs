@@ -130,13 +130,7 @@ async fn case(max_ios: usize, polls: usize, object_like: bool) -> usize {
     assert_eq!(seen, wanted, "max_ios {max_ios}, {polls} polls");
     drop(stream);
     // Reads the dropped calls left behind finish in the pool.
-    for _ in 0..500 {
-        if pool.census().is_quiet() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(pool.census().is_quiet(), "{:?}", pool.census());
+    assert_quiet_soon(&pool).await;
     cancels
 }
 

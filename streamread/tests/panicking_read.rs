@@ -7,8 +7,6 @@
 
 mod common;
 
-use std::time::Duration;
-
 use common::*;
 use smgr_api::testkit::{Fault, FaultOp};
 use streamread::{ReadStream, StreamConfig, StreamFlags};
@@ -61,12 +59,6 @@ async fn the_panic_message_reaches_the_error() {
         );
         assert_eq!(ok + failed.len(), 64);
         drop(stream);
-        for _ in 0..200 {
-            if pool.census().is_quiet() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        assert!(pool.census().is_quiet(), "{:?}", pool.census());
+        assert_quiet_soon(&pool).await;
     }
 }

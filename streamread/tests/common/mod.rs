@@ -61,3 +61,16 @@ pub async fn drain(stream: &mut ReadStream<()>, tag: u32) -> Vec<BlockNumber> {
     }
     seen
 }
+
+/// Waits (up to 5 s) for reads left behind by dropped calls or streams to
+/// finish in the pool, then requires it quiet: nothing pinned, in I/O or
+/// lent.
+pub async fn assert_quiet_soon(pool: &BufferPool) {
+    for _ in 0..500 {
+        if pool.census().is_quiet() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("pool not quiet: {:?}", pool.census());
+}
