@@ -2,10 +2,12 @@
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 use std::sync::Arc;
 
+use crate::core::Core;
 use crate::frame::FrameDesc;
-use crate::pool::{PoolInner, Shard};
+use crate::pool::ReaderCount;
 use crate::state::{DIRTY, VALID};
 use crate::{BufferTag, Error, Result};
 
@@ -20,22 +22,38 @@ use crate::{BufferTag, Error, Result};
 /// PostgreSQL's are: a task that finds one taken spins, then yields its
 /// thread, so do not hold a guard across an `.await`.
 ///
-/// A buffer holds the pool alive through a handle of the thread that
-/// pinned it, so pinning never touches a reference count shared by every
-/// thread.
+/// A buffer holds no reference count of the pool: its pin keeps the
+/// frames alive (`core.rs`), so pinning changes nothing but the frame's
+/// own state word.
 pub struct Buffer {
-    pub(crate) shard: Arc<Shard>,
+    pub(crate) core: NonNull<Core>,
     pub(crate) frame: u32,
     pub(crate) tag: BufferTag,
+    /// The reader whose pin this is, if one was named.
+    pub(crate) reader: Option<Arc<ReaderCount>>,
 }
 
+// SAFETY: a buffer is a pin on a frame of a `Core`, which is `Sync` (atomic
+// state words; page bytes behind the content lock); the pin keeps the core
+// allocated wherever the buffer goes.
+#[allow(unsafe_code)]
+unsafe impl Send for Buffer {}
+// SAFETY: as above; `&Buffer` only reads through the content lock.
+#[allow(unsafe_code)]
+unsafe impl Sync for Buffer {}
+
 impl Buffer {
-    pub(crate) fn pool(&self) -> &Arc<PoolInner> {
-        &self.shard.pool
+    pub(crate) fn core(&self) -> &Core {
+        #[allow(unsafe_code)]
+        // SAFETY: the core is freed only once no frame is pinned
+        // (`core.rs`), and this buffer holds a pin until its drop.
+        unsafe {
+            self.core.as_ref()
+        }
     }
 
     fn desc(&self) -> &FrameDesc {
-        &self.shard.pool.frames[self.frame as usize]
+        &self.core().frames[self.frame as usize]
     }
 
     /// The page this buffer holds.
@@ -96,7 +114,7 @@ impl Buffer {
 
     #[allow(unsafe_code)]
     fn page_slice(&self) -> &[u8] {
-        let pool = self.pool();
+        let pool = self.core();
         let ptr = pool.memory.frame_ptr(self.frame as usize);
         // SAFETY: we hold a pin, so the frame keeps this page and is not
         // reused; the page is valid and not lent (checked when the lock was
@@ -108,7 +126,7 @@ impl Buffer {
 
     #[allow(unsafe_code, clippy::mut_from_ref)]
     fn page_slice_mut(&self) -> &mut [u8] {
-        let pool = self.pool();
+        let pool = self.core();
         let ptr = pool.memory.frame_ptr(self.frame as usize);
         // SAFETY: as in `page_slice`, and the caller holds the content lock
         // exclusively, so this is the only reference to the bytes.
@@ -120,15 +138,20 @@ impl Clone for Buffer {
     fn clone(&self) -> Self {
         self.desc().state.pin_again();
         Buffer {
-            shard: self.shard.clone(),
+            core: self.core,
             frame: self.frame,
             tag: self.tag,
+            reader: self.reader.clone(),
         }
     }
 }
 
 impl Drop for Buffer {
     fn drop(&mut self) {
+        self.reader = None;
+        // The last touch of the core: once the count is seen at zero the
+        // core may be freed (`core.rs`), as `Arc`'s memory may be once its
+        // count is decremented.
         self.desc().state.unpin();
     }
 }

@@ -65,6 +65,7 @@
 //! ```
 
 mod buffer;
+mod core;
 mod damaged;
 mod error;
 mod frame;

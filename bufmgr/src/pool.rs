@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use smgr_api::{BlockSize, PageBuf, PageFormat, PageLender, PageVerifier, PathNaming, Smgr};
 
+use crate::core::{Core, CoreBox};
 use crate::frame::{FrameDesc, Waiters};
-use crate::memory::{array, Array, FrameMemory};
+use crate::memory::{array, FrameMemory};
 use crate::page_table::PageTable;
 use crate::ring::BufferAccessStrategy;
 use crate::state::{Sweep, DIRTY, IO_ERROR, LENT, MAPPED, READING, VALID, WRITING};
@@ -90,11 +91,11 @@ impl PoolConfig {
 
 pub(crate) struct PoolInner {
     pub smgr: Arc<dyn Smgr>,
-    pub block_size: BlockSize,
     pub verifier: PageVerifier,
     pub naming: PathNaming,
-    pub memory: FrameMemory,
-    pub frames: Array<FrameDesc>,
+    /// Frames and their memory (what buffers touch): see `core.rs` for
+    /// how long they live. Reached through `Deref`.
+    pub core: CoreBox,
     pub waiters: Waiters,
     pub table: PageTable,
     /// The clock hand: each thread takes `CLOCK_CHUNK` positions at a time
@@ -119,13 +120,26 @@ const CLOCK_CHUNK: u64 = 32;
 #[repr(align(128))]
 struct PaddedChunk(AtomicU64);
 
-/// A handle that keeps the pool alive, one per thread slot. A
-/// [`Buffer`](crate::Buffer) holds the handle of the thread that pinned
-/// it, so taking and dropping pins changes a reference count that only
-/// that thread uses, never one line shared by every thread of the process.
+impl std::ops::Deref for PoolInner {
+    type Target = Core;
+    fn deref(&self) -> &Core {
+        &self.core
+    }
+}
+
+/// A handle that keeps the pool alive, one per thread slot, lent with the
+/// frames a thread's reads lend to the backend: the count it changes per
+/// page stays on that thread's core, not on the pool's own `Arc`.
 #[repr(align(128))]
 pub(crate) struct Shard {
     pub pool: Arc<PoolInner>,
+}
+
+/// A reader's count of pins: buffers pinned through it each hold one.
+#[repr(align(128))]
+pub(crate) struct ReaderCount {
+    /// The pool's core it belongs to (compared, never followed).
+    pub core: usize,
 }
 
 /// Whose pins are whose, for per-reader pin limits (PostgreSQL counts a
@@ -134,17 +148,16 @@ pub(crate) struct Shard {
 /// its own as long as their [`Buffer`](crate::Buffer)s (or clones of
 /// them) live, wherever they have gone; a read stream takes a reader of
 /// its own, so buffers its caller still holds count against its
-/// look-ahead. Counting costs nothing extra: the count is the reference
-/// count of the keep-alive handle every buffer holds anyway, and it lives
-/// on the reader's own cache line.
+/// look-ahead. The count is a reference count on the reader's own cache
+/// line, changed only by pins taken through it.
 pub struct Reader {
-    pub(crate) shard: Arc<Shard>,
+    pub(crate) count: Arc<ReaderCount>,
 }
 
 impl Reader {
     /// Pins held through this reader right now.
     pub fn pins(&self) -> usize {
-        Arc::strong_count(&self.shard) - 1
+        Arc::strong_count(&self.count) - 1
     }
 }
 
@@ -206,10 +219,12 @@ impl BufferPool {
         let memory = FrameMemory::new(config.frames, block_size.bytes(), config.prefault)?;
         let inner = Arc::new(PoolInner {
             verifier: PageVerifier::new(config.page_format, block_size),
-            block_size,
             naming: PathNaming::default(),
-            memory,
-            frames: array(config.frames, FrameDesc::new)?,
+            core: CoreBox::new(Core {
+                memory,
+                frames: array(config.frames, FrameDesc::new)?,
+                block_size,
+            }),
             waiters: Waiters::new(config.frames),
             table: PageTable::new(config.frames)?,
             clock: AtomicU64::new(0),
@@ -237,14 +252,14 @@ impl BufferPool {
     /// A new [`Reader`]: a count of its own for the pins taken through it.
     pub fn reader(&self) -> Reader {
         Reader {
-            shard: Arc::new(Shard {
-                pool: self.inner.clone(),
+            count: Arc::new(ReaderCount {
+                core: self.inner.core.ptr().as_ptr() as usize,
             }),
         }
     }
 
     pub(crate) fn check_reader(&self, reader: &Reader) -> Result<()> {
-        if Arc::ptr_eq(&reader.shard.pool, &self.inner) {
+        if reader.count.core == self.inner.core.ptr().as_ptr() as usize {
             Ok(())
         } else {
             Err(Error::NotARun {

@@ -30,7 +30,7 @@ use smgr_api::{
     block_run_end, BlockNumber, ForkNumber, PageBuf, RelFileLocator, INVALID_BLOCK_NUMBER,
 };
 
-use crate::pool::{PoolInner, Reader, Shard};
+use crate::pool::{PoolInner, Reader, ReaderCount};
 use crate::ring::BufferAccessStrategy;
 use crate::state::{ReadStart, VALID};
 use crate::stats::Counters;
@@ -73,7 +73,7 @@ impl BufferPool {
         block: BlockNumber,
         strategy: Option<&mut BufferAccessStrategy>,
     ) -> Result<PreparedRead> {
-        self.prepare_read_for(&self.shard(), rel, fork, block, strategy)
+        self.prepare_read_for(None, rel, fork, block, strategy)
             .await
     }
 
@@ -88,13 +88,13 @@ impl BufferPool {
         strategy: Option<&mut BufferAccessStrategy>,
     ) -> Result<PreparedRead> {
         self.check_reader(reader)?;
-        self.prepare_read_for(&reader.shard, rel, fork, block, strategy)
+        self.prepare_read_for(Some(&reader.count), rel, fork, block, strategy)
             .await
     }
 
     async fn prepare_read_for(
         &self,
-        owner: &Arc<Shard>,
+        owner: Option<&Arc<ReaderCount>>,
         rel: RelFileLocator,
         fork: ForkNumber,
         block: BlockNumber,
@@ -131,11 +131,7 @@ impl BufferPool {
             drop(partition);
             Counters::add(&inner.stats.here().misses, 1);
             return Ok(PreparedRead {
-                buffer: Buffer {
-                    shard: owner.clone(),
-                    frame,
-                    tag,
-                },
+                buffer: self.buffer(frame, tag, owner),
                 hit: false,
             });
         }
@@ -155,7 +151,7 @@ impl BufferPool {
         if block == INVALID_BLOCK_NUMBER {
             return None;
         }
-        self.lookup(BufferTag::new(rel, fork, block), &self.shard())
+        self.lookup(BufferTag::new(rel, fork, block), None)
     }
 
     /// [`prepare_read_if_cached`](Self::prepare_read_if_cached) whose pin
@@ -170,7 +166,7 @@ impl BufferPool {
         if block == INVALID_BLOCK_NUMBER || self.check_reader(reader).is_err() {
             return None;
         }
-        self.lookup(BufferTag::new(rel, fork, block), &reader.shard)
+        self.lookup(BufferTag::new(rel, fork, block), Some(&reader.count))
     }
 
     /// Pins the page's frame if it is mapped, by a lock-free probe of the
@@ -178,7 +174,7 @@ impl BufferPool {
     /// writer is moving; the miss path looks again under the partition's
     /// lock before it maps the page to a new frame, so a false miss costs a
     /// victim, never a second copy of the page.
-    fn lookup(&self, tag: BufferTag, owner: &Arc<Shard>) -> Option<PreparedRead> {
+    fn lookup(&self, tag: BufferTag, owner: Option<&Arc<ReaderCount>>) -> Option<PreparedRead> {
         let inner = &self.inner;
         let mut found = None;
         inner.table.probe(&tag, |frame| {
@@ -214,7 +210,13 @@ impl BufferPool {
     }
 
     /// A pinned frame found mapped to `tag`, counted as a hit or a miss.
-    fn found(&self, tag: BufferTag, frame: u32, hit: bool, owner: &Arc<Shard>) -> PreparedRead {
+    fn found(
+        &self,
+        tag: BufferTag,
+        frame: u32,
+        hit: bool,
+        owner: Option<&Arc<ReaderCount>>,
+    ) -> PreparedRead {
         let counters = self.inner.stats.here();
         Counters::add(
             if hit {
@@ -225,12 +227,18 @@ impl BufferPool {
             1,
         );
         PreparedRead {
-            buffer: Buffer {
-                shard: owner.clone(),
-                frame,
-                tag,
-            },
+            buffer: self.buffer(frame, tag, owner),
             hit,
+        }
+    }
+
+    /// The handle of a pin just taken on `frame`.
+    fn buffer(&self, frame: u32, tag: BufferTag, owner: Option<&Arc<ReaderCount>>) -> Buffer {
+        Buffer {
+            core: self.inner.core.ptr(),
+            frame,
+            tag,
+            reader: owner.cloned(),
         }
     }
 
@@ -357,7 +365,7 @@ impl BufferPool {
             // Guarded before `init` runs: if it panics, the I/O ends as
             // failed instead of leaving the frame in I/O forever.
             let guard = IoGuard::new(self.inner.clone(), vec![buffer.frame]);
-            let mut page = self.inner.lend(buffer.frame, buffer.shard.clone());
+            let mut page = self.inner.lend(buffer.frame, self.shard());
             page.fill(0);
             init(&mut page);
             drop(page);
@@ -380,7 +388,7 @@ impl BufferPool {
         if !self.start_read_io(buffer, true).await {
             return;
         }
-        let mut page = self.inner.lend(buffer.frame, buffer.shard.clone());
+        let mut page = self.inner.lend(buffer.frame, self.shard());
         page.fill(0);
         drop(page);
         IoGuard::new(self.inner.clone(), vec![buffer.frame]).finish(&[true]);
@@ -636,7 +644,7 @@ fn check_run(inner: &Arc<PoolInner>, buffers: &[Buffer]) -> Result<()> {
         return Ok(());
     };
     for (i, buffer) in buffers.iter().enumerate() {
-        if !Arc::ptr_eq(buffer.pool(), inner) {
+        if buffer.core != inner.core.ptr() {
             return Err(Error::NotARun {
                 detail: format!("buffer {i} ({}) belongs to another pool", buffer.tag),
             });

@@ -19,7 +19,7 @@ use crate::{Buffer, BufferPool, BufferTag, ReadBufferMode, Result};
 impl BufferPool {
     /// Writes the buffer's page if it is dirty.
     pub async fn flush_buffer(&self, buffer: &Buffer) -> Result<()> {
-        if !Arc::ptr_eq(buffer.pool(), &self.inner) {
+        if buffer.core != self.inner.core.ptr() {
             return Err(crate::Error::NotARun {
                 detail: format!("{} belongs to another pool", buffer.tag),
             });
