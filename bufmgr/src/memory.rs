@@ -17,50 +17,22 @@ use crate::{Error, Result};
 /// A transparent huge page on x86-64 and arm64 (4 KiB base pages).
 const HUGE_PAGE: usize = 2 << 20;
 
-/// Below this a mapping is populated by one thread.
-const POPULATE_ALONE: usize = 64 << 20;
-
-/// Faults in `len` bytes at `addr` (a fresh mapping of ours), one part per
-/// core at once: the kernel zeroes every page it hands out, and zeroing
-/// 1.4 GiB is a quarter of a second of one core's time.
-fn populate_in_parallel(addr: usize, len: usize) {
-    let parts = if len < POPULATE_ALONE || cfg!(shuttle) {
-        1
-    } else {
-        std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8)
-    };
-    // Parts of whole huge pages, so no huge page is split between them.
-    let step = len.div_ceil(parts).div_ceil(HUGE_PAGE) * HUGE_PAGE;
-    let populate = move |start: usize| {
-        let part = step.min(len - start);
-        // SAFETY: `start .. start + part` lies inside the mapping, which
-        // nothing uses yet; populating writes zeros into it.
-        let ptr = unsafe { (addr as *mut u8).add(start) }.cast::<c_void>();
-        // SAFETY: as above.
-        let populated =
-            unsafe { rustix::mm::madvise(ptr, part, rustix::mm::Advice::LinuxPopulateWrite) };
-        if populated.is_err() {
-            // Before Linux 5.14: touch every page instead.
-            for offset in (0..part).step_by(4096) {
-                // SAFETY: `offset < part`, inside this part of the mapping.
-                unsafe { ptr.cast::<u8>().add(offset).write_volatile(0) };
-            }
+/// Faults in `len` bytes at `addr` (a fresh mapping of ours): the kernel
+/// zeroes every page it hands out. (Populating parts from several threads
+/// at once was tried: no faster here, the zeroing is bound by memory.)
+fn fault_in(addr: usize, len: usize) {
+    let ptr = addr as *mut c_void;
+    // SAFETY: `addr .. addr + len` is a mapping of ours that nothing uses
+    // yet; populating writes zeros into it.
+    let populated =
+        unsafe { rustix::mm::madvise(ptr, len, rustix::mm::Advice::LinuxPopulateWrite) };
+    if populated.is_err() {
+        // Before Linux 5.14: touch every page instead.
+        for offset in (0..len).step_by(4096) {
+            // SAFETY: `offset < len`, inside the mapping.
+            unsafe { ptr.cast::<u8>().add(offset).write_volatile(0) };
         }
-    };
-    if parts == 1 {
-        populate(0);
-        return;
     }
-    std::thread::scope(|scope| {
-        for start in (step..len).step_by(step) {
-            // A thread that cannot start leaves its part to be faulted in
-            // on first use: slower, not wrong.
-            let _ = std::thread::Builder::new().spawn_scoped(scope, move || populate(start));
-        }
-        populate(0);
-    });
 }
 
 /// Types whose value made of all-zero bytes is valid and that need no drop:
@@ -201,7 +173,7 @@ impl FrameMemory {
         // SAFETY: the range is exactly the (trimmed) mapping.
         let _ = unsafe { rustix::mm::madvise(ptr, map_len, rustix::mm::Advice::LinuxHugepage) };
         if populate {
-            populate_in_parallel(ptr.cast::<u8>() as usize, map_len);
+            fault_in(ptr.cast::<u8>() as usize, map_len);
         }
         let base = NonNull::new(ptr.cast::<u8>()).ok_or(Error::Memory {
             bytes: len,
