@@ -11,7 +11,9 @@
 //!   are zero the core is freed there;
 //! - otherwise a reaper thread reads them again, every millisecond at
 //!   first and backing off to every 200 ms, and frees the core when they
-//!   are all zero.
+//!   are all zero. (A buffer leaked with `mem::forget` keeps its pin, so
+//!   the core and that thread stay for good: memory leaked, never freed
+//!   under a live pin.)
 //!
 //! Why a scan that sees zeros is enough: with no handle left, a new pin can
 //! only come from cloning a live buffer, whose frame is then already
