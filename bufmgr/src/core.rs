@@ -66,6 +66,12 @@ impl CoreBox {
     pub fn ptr(&self) -> NonNull<Core> {
         self.0
     }
+
+    /// The core's address as a number, for identities kept past its life
+    /// (a reader's), compared and never followed.
+    pub fn id(&self) -> usize {
+        self.0.as_ptr() as usize
+    }
 }
 
 impl Deref for CoreBox {

@@ -244,7 +244,7 @@ impl BufferPool {
         Ok(BufferPool { inner, shards })
     }
 
-    /// The current thread's keep-alive handle, for a new `Buffer`.
+    /// The current thread's handle, lent with the frames its reads lend.
     pub(crate) fn shard(&self) -> Arc<Shard> {
         self.shards[thread_slot()].clone()
     }
@@ -253,13 +253,13 @@ impl BufferPool {
     pub fn reader(&self) -> Reader {
         Reader {
             count: Arc::new(ReaderCount {
-                core: self.inner.core.ptr().as_ptr() as usize,
+                core: self.inner.core.id(),
             }),
         }
     }
 
     pub(crate) fn check_reader(&self, reader: &Reader) -> Result<()> {
-        if reader.count.core == self.inner.core.ptr().as_ptr() as usize {
+        if reader.count.core == self.inner.core.id() {
             Ok(())
         } else {
             Err(Error::NotARun {

@@ -209,34 +209,36 @@ impl FrameState {
     /// frame is being remapped (the caller looks it up again under the
     /// page table's lock).
     pub fn pin_if_mapped(&self) -> Option<State> {
+        self.pin_mapped(true)
+    }
+
+    /// Pins the frame if its tag is mapped, without counting a use (for
+    /// flushes and scans of the pool, which should not keep pages in it).
+    pub fn pin_if_mapped_quietly(&self) -> Option<State> {
+        self.pin_mapped(false)
+    }
+
+    /// A pin if `MAPPED`, bumping the usage count (up to `MAX_USAGE`) if
+    /// `count_use`; the state after.
+    fn pin_mapped(&self, count_use: bool) -> Option<State> {
+        let pinned = |s: State| {
+            let usage = if count_use && s.usage() < MAX_USAGE {
+                USAGE_ONE
+            } else {
+                0
+            };
+            s.0 + PIN_ONE + usage
+        };
         let old = self
             .update(|s| {
                 if !s.has(MAPPED) {
                     return None;
                 }
                 check_pins(s);
-                let usage = if s.usage() < MAX_USAGE { USAGE_ONE } else { 0 };
-                Some(s.0 + PIN_ONE + usage)
+                Some(pinned(s))
             })
             .ok()?;
-        let usage = if old.usage() < MAX_USAGE {
-            USAGE_ONE
-        } else {
-            0
-        };
-        Some(State(old.0 + PIN_ONE + usage))
-    }
-
-    /// Pins the frame if its tag is mapped, without counting a use (for
-    /// flushes and scans of the pool, which should not keep pages in it).
-    pub fn pin_if_mapped_quietly(&self) -> Option<State> {
-        let old = self
-            .update(|s| {
-                check_pins(s);
-                s.has(MAPPED).then_some(s.0 + PIN_ONE)
-            })
-            .ok()?;
-        Some(State(old.0 + PIN_ONE))
+        Some(State(pinned(old)))
     }
 
     /// Another pin on a frame the caller already pins.

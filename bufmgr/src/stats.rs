@@ -16,7 +16,7 @@ use std::time::Duration;
 // Counters stay std atomics under shuttle: nothing depends on their order.
 use std::sync::atomic::AtomicU64;
 
-/// Per-thread slots (for statistics and the pool's keep-alive handles).
+/// Per-thread slots (statistics, clock-hand chunks, lending handles).
 pub(crate) const SLOTS: usize = 64;
 
 /// The current thread's slot, `0..SLOTS`.

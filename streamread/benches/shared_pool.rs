@@ -107,6 +107,14 @@ fn raw_into(files: &[PathBuf], dest: &mut [u8]) -> u64 {
     u64::from(dest[dest.len() / 2])
 }
 
+/// The next of a xorshift64 sequence (random blocks, cheap and repeatable).
+fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -333,10 +341,7 @@ fn main() {
             let mut x = seed | 1;
             let mut sum = 0u64;
             for _ in 0..n {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let block = (x % u64::from(hot)) as u32;
+                let block = (xorshift(&mut x) % u64::from(hot)) as u32;
                 let buffer = pool
                     .read_buffer(rel, MAIN, block, ReadBufferMode::Normal)
                     .await
@@ -375,12 +380,7 @@ fn main() {
         // Each touch depends on the one before, as in a hit: the slot names
         // the descriptor, the descriptor the page.
         let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = move || xorshift(&mut seed);
         let descs: Vec<u64> = (0..(2 << 20) / 64)
             .map(|_| next() % u64::from(hot))
             .collect();
@@ -392,10 +392,7 @@ fn main() {
             let mut x = seed | 1;
             let mut sum = 0u64;
             for _ in 0..n {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                let desc = table[(x ^ sum) as usize % table.len()] as usize;
+                let desc = table[(xorshift(&mut x) ^ sum) as usize % table.len()] as usize;
                 let page = descs[desc] as usize;
                 sum = sum.wrapping_add(u64::from(pages[page * 8192 + 100]));
             }
