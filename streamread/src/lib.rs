@@ -43,6 +43,7 @@
 
 mod advice;
 mod config;
+mod cores;
 mod prewarm;
 mod read_task;
 mod stats;

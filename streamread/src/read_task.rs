@@ -31,8 +31,9 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> Ended {
 }
 
 /// Runs of at most this many blocks are tried inline first (see
-/// [`ReadTask::start`]); longer ones always get a task, so that copying
-/// cached pages into the pool runs on both cores.
+/// [`ReadTask::start`]); longer ones get a task while the runtime has a
+/// worker to spare for them (`cores.rs`), so that copying cached pages
+/// into the pool runs on both cores.
 pub(crate) const INLINE_MAX_BLOCKS: usize = 2;
 
 /// A started read of one run.

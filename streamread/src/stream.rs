@@ -41,6 +41,7 @@ use std::time::Instant;
 
 use crate::advice::AdviceGate;
 use crate::config::{StreamConfig, StreamFlags};
+use crate::cores::{spare_worker, Reading};
 use crate::read_task::{Ended, ReadTask, INLINE_MAX_BLOCKS};
 use crate::stats::{Counters, StreamStats, StreamStatsHandle};
 use bufmgr::{Buffer, BufferAccessStrategy, BufferPool, PreparedRead, ReadBufferMode, Reader};
@@ -151,6 +152,9 @@ pub struct ReadStream<D: Send + 'static = ()> {
     advice_gate: AdviceGate,
     last_run_end: Option<u64>,
     counters: Arc<Counters>,
+    /// Counted among the process's reading streams until the end is
+    /// reached (`cores.rs`: whether long reads get tasks).
+    reading: Option<Reading>,
 }
 
 impl<D: Default + Send + 'static> ReadStream<D> {
@@ -196,6 +200,7 @@ impl<D: Default + Send + 'static> ReadStream<D> {
             advice_gate: AdviceGate::new(),
             last_run_end: None,
             counters: Arc::new(Counters::default()),
+            reading: Some(Reading::new()),
         }
     }
 }
@@ -328,7 +333,10 @@ impl<D: Default + Send + 'static> ReadStream<D> {
                 None => self.pin_next_slowly().await,
             };
             match next {
-                NextPin::End => return Ok(None),
+                NextPin::End => {
+                    self.reading = None;
+                    return Ok(None);
+                }
                 NextPin::Pinned(prepared, data) if prepared.hit => {
                     self.counters.block(true);
                     self.note_hit();
@@ -351,7 +359,10 @@ impl<D: Default + Send + 'static> ReadStream<D> {
             let Some(front) = self.queue.front_mut() else {
                 return match self.pin_error.take() {
                     Some(err) => Err(err),
-                    None => Ok(None),
+                    None => {
+                        self.reading = None;
+                        Ok(None)
+                    }
                 };
             };
             match &mut front.slot {
@@ -421,6 +432,7 @@ impl<D: Default + Send + 'static> ReadStream<D> {
         self.hits_since_io = 0;
         self.advice_gate = AdviceGate::new();
         self.last_run_end = None;
+        self.reading.get_or_insert_with(Reading::new);
         // Waiting for the aborted tasks drops their buffers (pins) now.
         while let Some(read) = self.abandoned.last_mut() {
             poll_fn(|cx| read.poll_finished(cx)).await;
@@ -713,7 +725,10 @@ impl<D: Default + Send + 'static> ReadStream<D> {
             let pool = self.pool.clone();
             let mode = self.mode;
             let id = run.id;
-            let inline = run.buffers.len() <= INLINE_MAX_BLOCKS;
+            // Small runs are tried in place first; long ones too once every
+            // worker has a stream of its own (`cores.rs`).
+            let small = run.buffers.len() <= INLINE_MAX_BLOCKS;
+            let inline = small || !spare_worker();
             let read = ReadTask::start(
                 async move {
                     let result = pool.complete_read(&run.buffers, mode).await;
@@ -721,7 +736,7 @@ impl<D: Default + Send + 'static> ReadStream<D> {
                 },
                 inline,
             );
-            if inline {
+            if small {
                 self.advice_gate.read_started(id, read.finished_inline());
             }
             self.in_flight.push_back(InFlight { id, read });

@@ -85,6 +85,8 @@ pub enum Fault {
 #[derive(Debug, Default)]
 struct FaultState {
     reads: Vec<ReadCall>,
+    /// The Tokio task each of `reads` was called from.
+    read_tasks: Vec<Option<tokio::task::Id>>,
     writes: usize,
     failures_left: usize,
     foreign_left: usize,
@@ -114,9 +116,19 @@ impl FaultySmgr {
         self.state().reads.clone()
     }
 
+    /// The Tokio task each read of [`reads`](Self::reads) was called
+    /// from, in the same order (`None` outside any task, as in a runtime's
+    /// `block_on`): whether a layer above ran the read in place or handed
+    /// it to a task of its own.
+    pub fn read_tasks(&self) -> Vec<Option<tokio::task::Id>> {
+        self.state().read_tasks.clone()
+    }
+
     /// Forgets the reads seen so far.
     pub fn clear_reads(&self) {
-        self.state().reads.clear();
+        let mut state = self.state();
+        state.reads.clear();
+        state.read_tasks.clear();
     }
 
     /// From now on, reads wait before doing any I/O.
@@ -287,6 +299,7 @@ impl Smgr for FaultySmgr {
                 first: blocknum,
                 count: bufs.len(),
             });
+            state.read_tasks.push(tokio::task::try_id());
             let fail = state.failures_left > 0;
             state.failures_left = state.failures_left.saturating_sub(1);
             let foreign = state.foreign_left > 0;
