@@ -148,7 +148,7 @@ pub fn s3_remove(url: &str) {
             .build()
             .map_err(|e| e.to_string())?;
         runtime.block_on(async {
-            let prefix = object_store::path::Path::from(prefix);
+            let prefix = smgr_object::object_path(&prefix).map_err(|e| e.to_string())?;
             let locations = store
                 .list(Some(&prefix))
                 .map_ok(|meta| meta.location)

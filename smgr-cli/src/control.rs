@@ -55,6 +55,9 @@ impl DbState {
 pub struct ControlFile {
     /// `pg_control_version` (1300 for PostgreSQL 15).
     pub version: u32,
+    /// `catalog_version_no` (202209061 for PostgreSQL 15): with the major
+    /// version it names tablespace directories (`PG_15_202209061`).
+    pub catalog_version: u32,
     /// The server's state when it last wrote the file.
     pub state: DbState,
     /// `BLCKSZ`.
@@ -107,6 +110,7 @@ impl ControlFile {
         let field = |at: usize| u32_at(at).ok_or("control file cut short");
         Ok(ControlFile {
             version: field(8)?,
+            catalog_version: field(12)?,
             state: DbState(field(16)?),
             block_size: field(at + 8)?,
             segment_blocks: field(at + 12)?,
@@ -121,6 +125,7 @@ impl ControlFile {
         let mut bytes = vec![0u8; 8192];
         let at = 208; // where PostgreSQL 15 has floatFormat
         bytes[8..12].copy_from_slice(&self.version.to_le_bytes());
+        bytes[12..16].copy_from_slice(&self.catalog_version.to_le_bytes());
         bytes[16..20].copy_from_slice(&self.state.0.to_le_bytes());
         bytes[at..at + 8].copy_from_slice(&FLOAT_FORMAT.to_le_bytes());
         bytes[at + 8..at + 12].copy_from_slice(&self.block_size.to_le_bytes());
@@ -202,6 +207,7 @@ mod tests {
     fn pg15() -> ControlFile {
         ControlFile {
             version: 1300,
+            catalog_version: 202209061,
             state: DbState(1),
             block_size: 8192,
             segment_blocks: 131072,

@@ -173,7 +173,7 @@ async fn list_objects(
     naming: &PathNaming,
     backend: &ObjectSmgr,
 ) -> Result<Vec<ListedFile>> {
-    let root = object_store::path::Path::from(prefix);
+    let root = smgr_object::object_path(prefix)?;
     let metas: Vec<_> = store
         .list(if prefix.is_empty() { None } else { Some(&root) })
         .try_collect()

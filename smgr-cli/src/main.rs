@@ -176,22 +176,38 @@ struct ClusterArgs {
     tablespace_version_dir: Option<String>,
 }
 
-/// S3 settings; keys come from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.
+/// Store settings. Everything `object_store` reads from the environment
+/// applies (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT,
+/// AWS_ALLOW_HTTP, GOOGLE_SERVICE_ACCOUNT, AZURE_STORAGE_ACCOUNT_NAME, ...);
+/// these flags come on top of it.
 #[derive(Args, Clone)]
 struct StoreArgs {
-    /// S3 endpoint for servers other than AWS (default: AWS_ENDPOINT_URL or
-    /// AWS_ENDPOINT). Plain http:// is allowed for it, and path-style
-    /// addressing is used.
+    /// S3 endpoint for servers other than AWS (a shortcut for
+    /// `--store-option aws_endpoint=URL`). A plain http:// endpoint named
+    /// here is allowed unless AWS_ALLOW_HTTP says otherwise.
     #[arg(long)]
     endpoint: Option<String>,
-    /// S3 region (default: AWS_REGION, else us-east-1 with an endpoint).
+    /// S3 region (a shortcut for `--store-option aws_region=NAME`).
     #[arg(long)]
     region: Option<String>,
+    /// Any `object_store` configuration key of the store's kind, as
+    /// KEY=VALUE (aws_virtual_hosted_style_request=true,
+    /// google_service_account=PATH, azure_storage_account_name=NAME, ...);
+    /// may be repeated.
+    #[arg(long = "store-option", value_name = "KEY=VALUE", value_parser = parse_store_option)]
+    store_options: Vec<(String, String)>,
     /// Refuse compressed (.zst) frames that carry no checksum at all, as
     /// other writers may leave them: worth it for clusters without data
     /// checksums, whose pages cannot show such damage themselves.
     #[arg(long)]
     require_frame_checksums: bool,
+}
+
+fn parse_store_option(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.is_empty() => Ok((key.to_owned(), value.to_owned())),
+        _ => Err("expected KEY=VALUE, an object_store configuration key and its value".into()),
+    }
 }
 
 impl ClusterArgs {
@@ -219,19 +235,10 @@ impl ClusterArgs {
 
 impl StoreArgs {
     fn options(&self) -> StoreOptions {
-        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
         let mut options = StoreOptions::new();
-        options.endpoint = self
-            .endpoint
-            .clone()
-            .or_else(|| env("AWS_ENDPOINT_URL"))
-            .or_else(|| env("AWS_ENDPOINT"));
-        options.region = self.region.clone().or_else(|| env("AWS_REGION"));
-        if let Some(endpoint) = &options.endpoint {
-            options.allow_http = endpoint.starts_with("http://");
-            options.path_style = true;
-            options.region.get_or_insert_with(|| "us-east-1".to_owned());
-        }
+        options.endpoint = self.endpoint.clone();
+        options.region = self.region.clone();
+        options.options = self.store_options.clone();
         options
     }
 }

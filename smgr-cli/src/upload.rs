@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use futures::StreamExt;
-use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use serde::Serialize;
 use smgr_api::Error;
@@ -216,7 +215,7 @@ async fn put_whole(
     .await?;
     let stored = body.len() as u64;
     store
-        .put(&ObjectPath::from(key), PutPayload::from(body))
+        .put(&smgr_object::object_path(key)?, PutPayload::from(body))
         .await
         .map_err(|e| store_error("upload", key, e))?;
     progress.done.fetch_add(len, Ordering::Relaxed);
@@ -265,7 +264,7 @@ async fn put_in_parts(
     .await?;
     let mut file = Some(file);
     let upload = store
-        .put_multipart(&ObjectPath::from(key))
+        .put_multipart(&smgr_object::object_path(key)?)
         .await
         .map_err(|e| store_error("start multipart upload", key, e))?;
     let mut writer = WriteMultipart::new_with_chunk_size(upload, options.part_bytes);

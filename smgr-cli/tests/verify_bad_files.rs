@@ -45,6 +45,7 @@ fn data_dir() -> tempfile::TempDir {
 fn control(state: u32, checksums: u32) -> ControlFile {
     ControlFile {
         version: 1300,
+        catalog_version: 202209061,
         state: DbState(state),
         block_size: 8192,
         segment_blocks: 4,

@@ -4,7 +4,6 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use object_store::path::Path;
 use object_store::{
     GetOptions, GetRange, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
 };
@@ -72,7 +71,7 @@ impl Inner {
             version: seg.version.clone(),
             ..GetOptions::default()
         };
-        let path = Path::from(key);
+        let path = crate::object_path(key)?;
         let result = self
             .store
             .get_opts(&path, options)
@@ -322,7 +321,7 @@ impl Inner {
         let result = self
             .store
             .put_opts(
-                &Path::from(key),
+                &crate::object_path(key)?,
                 data,
                 PutOptions {
                     mode,
@@ -336,7 +335,7 @@ impl Inner {
 
     /// Deletes a segment object; a missing one is fine.
     pub async fn delete_segment(&self, key: &str) -> Result<()> {
-        match self.store.delete(&Path::from(key)).await {
+        match self.store.delete(&crate::object_path(key)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(err) => Err(crate::error::from_store("delete", key, err)),
         }

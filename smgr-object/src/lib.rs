@@ -74,6 +74,21 @@ pub use crate::options::{
 };
 pub use crate::url::{store_from_url, StoreOptions};
 
+/// The `object_store` path of a key as it is stored (`prefix/base/5/16396`):
+/// taken as it is, never percent-encoded again (`Path::from` would turn a
+/// prefix `pg~15` into keys under `pg%7E15`).
+///
+/// # Errors
+///
+/// [`smgr_api::Error::InvalidPath`] naming the key if it has an empty,
+/// `.` or `..` part.
+pub fn object_path(key: &str) -> Result<object_store::path::Path> {
+    object_store::path::Path::parse(key).map_err(|_| smgr_api::Error::InvalidPath {
+        input: key.to_owned(),
+        reason: "not an object key: it has an empty, '.' or '..' part",
+    })
+}
+
 /// A storage manager over an object store. Cheap to clone.
 #[derive(Clone)]
 pub struct ObjectSmgr {
@@ -123,6 +138,7 @@ impl ObjectSmgr {
                     "an object key prefix must be plain components: no empty, '.' or '..' parts",
             });
         }
+        object_path(&prefix)?;
         let prefetched = moka::future::Cache::builder()
             .max_capacity(options.prefetch_cache_bytes)
             .weigher(|_key: &io::RangeKey, bytes: &Bytes| {

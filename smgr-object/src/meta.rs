@@ -10,7 +10,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::{StreamExt, TryStreamExt};
-use object_store::path::Path;
 use object_store::ObjectStore;
 use smgr_api::{BlockNumber, Error, ForkNumber, RelFileLocator, Result, MAX_BLOCK_NUMBER};
 
@@ -187,7 +186,7 @@ impl MetaCache {
         dir: &str,
     ) -> Result<()> {
         let started = self.state().epoch;
-        let dir_path = Path::from(join(prefix, dir));
+        let dir_path = crate::object_path(&join(prefix, dir))?;
         let objects: Vec<object_store::ObjectMeta> = store
             .list(Some(&dir_path))
             .try_collect()
@@ -472,6 +471,7 @@ mod tests {
     use std::time::Duration;
 
     use object_store::memory::InMemory;
+    use object_store::path::Path;
     use object_store::{ObjectStoreExt, PutPayload};
     use smgr_api::BlockSize;
 

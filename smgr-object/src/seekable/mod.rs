@@ -82,7 +82,7 @@ pub async fn fetch_seek_table(
             ..object_store::GetOptions::default()
         };
         let tail = store
-            .get_opts(&object_store::path::Path::from(key), options)
+            .get_opts(&crate::object_path(key)?, options)
             .await
             .map_err(|err| crate::error::from_store("read seek table of", key, err))?
             .bytes()
