@@ -32,6 +32,7 @@
 
 pub mod bench;
 mod bench_pool;
+pub mod cluster;
 pub mod control;
 pub mod demo;
 pub mod inventory;

@@ -27,6 +27,12 @@ pub struct LocationOptions {
     /// Refuse compressed objects' frames that carry no checksum at all
     /// (`ObjectOptions::require_frame_checksums`).
     pub require_frame_checksums: bool,
+    /// The block and segment sizes were given by the user, so a bucket
+    /// without `global/pg_control` may be checked with them.
+    pub sizes_given: bool,
+    /// The tablespace version directory was given by the user; otherwise
+    /// it comes from the cluster (`cluster.rs`).
+    pub naming_given: bool,
 }
 
 impl Default for LocationOptions {
@@ -37,6 +43,8 @@ impl Default for LocationOptions {
             naming: PathNaming::default(),
             store: StoreOptions::new(),
             require_frame_checksums: false,
+            sizes_given: false,
+            naming_given: false,
         }
     }
 }

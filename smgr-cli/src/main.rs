@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use smgr_api::{BlockSize, PageFormat, PathNaming, DEFAULT_SEGMENT_BLOCKS};
+use smgr_cli::cluster::ClusterFiles;
 use smgr_cli::location::{Location, LocationOptions};
 use smgr_cli::scan::{scan_one_block, scan_stream, table};
 use smgr_cli::upload::{upload, UploadOptions};
@@ -165,13 +166,15 @@ fn in_range(low: usize, high: usize) -> impl Fn(&str) -> Result<usize, String> +
 /// How the cluster was built.
 #[derive(Args, Clone)]
 struct ClusterArgs {
-    /// Block size (BLCKSZ).
-    #[arg(long, default_value_t = 8192)]
-    block_size: u32,
-    /// Blocks per segment file (RELSEG_SIZE).
-    #[arg(long, default_value_t = DEFAULT_SEGMENT_BLOCKS)]
-    segment_blocks: u32,
-    /// Tablespace version directory (PG_15_202209061 for PostgreSQL 15).
+    /// Block size (BLCKSZ) [default: 8192]. Must match pg_control's.
+    #[arg(long)]
+    block_size: Option<u32>,
+    /// Blocks per segment file (RELSEG_SIZE) [default: 131072]. Must
+    /// match pg_control's.
+    #[arg(long)]
+    segment_blocks: Option<u32>,
+    /// Tablespace version directory [default: from PG_VERSION and the
+    /// catalog version in pg_control, else PG_15_202209061].
     #[arg(long)]
     tablespace_version_dir: Option<String>,
 }
@@ -212,14 +215,17 @@ fn parse_store_option(text: &str) -> Result<(String, String), String> {
 
 impl ClusterArgs {
     fn options(&self, store: &StoreArgs) -> smgr_api::Result<LocationOptions> {
+        let segment_blocks = self.segment_blocks.unwrap_or(DEFAULT_SEGMENT_BLOCKS);
         let mut options = LocationOptions {
-            block_size: BlockSize::new(self.block_size)?,
-            segment_blocks: self.segment_blocks,
+            block_size: BlockSize::new(self.block_size.unwrap_or(8192))?,
+            segment_blocks,
             store: store.options(),
             require_frame_checksums: store.require_frame_checksums,
+            sizes_given: self.block_size.is_some() || self.segment_blocks.is_some(),
+            naming_given: self.tablespace_version_dir.is_some(),
             ..LocationOptions::default()
         };
-        if self.segment_blocks == 0 {
+        if segment_blocks == 0 {
             return Err(smgr_api::Error::InvalidSetting {
                 name: "segment_blocks",
                 value: 0,
@@ -386,6 +392,17 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
         } => {
             let location = Location::parse(&location);
             let options = cluster.options(&store)?;
+            // As verify does: refuse what pg_checksums refuses (but for
+            // checksums off, which the scan honours), and take the
+            // tablespace directory from the cluster.
+            let files = ClusterFiles::read(&location, &options).await?;
+            let options = files.settle(&location, &options, "scan the cluster at", |control| {
+                control.refusal(false, options.block_size.get(), options.segment_blocks)
+            })?;
+            files.require_control(&location, &options, "scan the cluster at")?;
+            let checksums = files
+                .control
+                .is_none_or(|control| control.data_checksum_version != 0);
             let seg = options.naming.parse(&relation)?;
             if seg.segno != 0 {
                 return Err(smgr_api::Error::InvalidPath {
@@ -399,7 +416,7 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
             let frames = (pool_mib << 20) / options.block_size.bytes();
             let pool = BufferPool::new(
                 opened.smgr.clone(),
-                PoolConfig::new(frames, PageFormat::Postgres { checksums: true }),
+                PoolConfig::new(frames, PageFormat::Postgres { checksums }),
             )?;
             let outcome = if naive {
                 scan_one_block(&pool, seg.locator, seg.fork, nblocks).await

@@ -19,6 +19,7 @@ use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use serde::Serialize;
 use smgr_api::Error;
 
+use crate::cluster::{ClusterFiles, CONTROL_FILE, VERSION_FILE};
 use crate::control::ControlFile;
 use crate::inventory::{Inventory, Problem};
 use crate::location::{Location, LocationOptions};
@@ -89,8 +90,15 @@ pub async fn upload(
     let started = Instant::now();
     // A running server may be writing pages as they are copied: torn
     // pages in the copy. Refuse it, as `verify` does.
-    ControlFile::check(pgdata, "upload the cluster at", ControlFile::not_shut_down)?;
-    let local = Location::Local(pgdata.to_path_buf()).open(options)?;
+    let location = Location::Local(pgdata.to_path_buf());
+    let cluster = ClusterFiles::read(&location, options).await?;
+    let options = &cluster.settle(
+        &location,
+        options,
+        "upload the cluster at",
+        ControlFile::not_shut_down,
+    )?;
+    let local = location.open(options)?;
     let inventory = Inventory::build(
         local.list().await?,
         &options.naming,
@@ -114,11 +122,28 @@ pub async fn upload(
         .flat_map(|f| &f.segments)
         .map(|s| (s.path.clone(), s.size))
         .collect();
-    progress
-        .total
-        .store(files.iter().map(|f| f.1).sum(), Ordering::Relaxed);
+    // The cluster's own small files go up plain, after the relation
+    // files: `verify` and `scan` of the copy read them as they read a
+    // directory's.
+    let mut cluster_files = Vec::new();
+    for relative in [VERSION_FILE, CONTROL_FILE] {
+        if let Ok(meta) = std::fs::metadata(pgdata.join(relative)) {
+            cluster_files.push((relative.to_owned(), meta.len()));
+        }
+    }
+    progress.total.store(
+        files.iter().chain(&cluster_files).map(|f| f.1).sum(),
+        Ordering::Relaxed,
+    );
 
-    let results = futures::stream::iter(files)
+    let key_of = |path: &str| {
+        if prefix.is_empty() {
+            path.to_owned()
+        } else {
+            format!("{prefix}/{path}")
+        }
+    };
+    let mut results = futures::stream::iter(files)
         .map(|(path, size)| {
             let store = store.clone();
             let suffix = if upload.compress.is_some() {
@@ -126,11 +151,7 @@ pub async fn upload(
             } else {
                 ""
             };
-            let key = if prefix.is_empty() {
-                format!("{path}{suffix}")
-            } else {
-                format!("{prefix}/{path}{suffix}")
-            };
+            let key = format!("{}{suffix}", key_of(&path));
             let frame_bytes = upload.frame_blocks.max(1) * options.block_size.bytes();
             let source = pgdata.join(&path);
             let progress = progress.clone();
@@ -155,6 +176,11 @@ pub async fn upload(
         .buffer_unordered(upload.jobs.max(1))
         .collect::<Vec<_>>()
         .await;
+    for (path, _) in cluster_files {
+        let source = pgdata.join(&path);
+        let outcome = put_whole(store.as_ref(), &key_of(&path), source, None, 0, &progress).await;
+        results.push((path, false, outcome));
+    }
     for (path, multipart, outcome) in results {
         match outcome {
             Ok((bytes, stored)) => {

@@ -39,7 +39,7 @@ use smgr_api::{
 use streamread::{ReadStream, StreamConfig, StreamFlags};
 use tokio::task::JoinSet;
 
-use crate::control::ControlFile;
+use crate::cluster::ClusterFiles;
 use crate::inventory::{Inventory, Problem};
 use crate::location::{Location, LocationOptions};
 
@@ -263,19 +263,20 @@ pub async fn verify_location(
     progress: Arc<Progress>,
 ) -> Result<VerifyReport, bufmgr::Error> {
     let started = Instant::now();
-    if let Location::Local(dir) = location {
-        // As pg_checksums, refuse a running cluster, one without checksums
-        // when they are to be checked, and other block or segment sizes.
-        ControlFile::check(dir, "verify the cluster at", |control| {
-            control.refusal(
-                verify_options.checksums,
-                options.block_size.get(),
-                options.segment_blocks,
-            )
-        })?;
-    }
+    // As pg_checksums, refuse a running cluster, one without checksums
+    // when they are to be checked, and other block or segment sizes; the
+    // same for a bucket, from the control file uploaded with it.
+    let cluster = ClusterFiles::read(location, options).await?;
+    let options = &cluster.settle(location, options, "verify the cluster at", |control| {
+        control.refusal(
+            verify_options.checksums,
+            options.block_size.get(),
+            options.segment_blocks,
+        )
+    })?;
     let opened = location.open(options)?;
     let files = opened.list().await?;
+    cluster.require_control(location, options, "verify the cluster at")?;
     tracing::debug!(files = files.len(), elapsed = ?started.elapsed(), "listed {location}");
     let inventory = Inventory::build(
         files,
