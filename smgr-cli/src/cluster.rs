@@ -9,7 +9,7 @@ use object_store::ObjectStoreExt;
 use smgr_api::{Error, PathNaming};
 
 use crate::control::ControlFile;
-use crate::location::{Location, LocationOptions};
+use crate::location::{key_under, Location, LocationOptions};
 
 /// The control file's path in a data directory.
 pub const CONTROL_FILE: &str = "global/pg_control";
@@ -64,23 +64,36 @@ impl ClusterFiles {
     }
 
     /// `options` settled for `op` ("verify the cluster at") on `location`:
-    /// refused as `pg_checksums` would (`why_not`), and with the
+    /// with the cluster's block and segment sizes unless sizes were given
+    /// (`LocationOptions::sizes_given`), refused as `pg_checksums` would
+    /// (`why_not`, which sees the settled options), and with the
     /// tablespace version directory of the cluster unless one was given.
     pub fn settle(
         &self,
         location: &Location,
         options: &LocationOptions,
         op: &'static str,
-        why_not: impl FnOnce(&ControlFile) -> Option<String>,
+        why_not: impl FnOnce(&ControlFile, &LocationOptions) -> Option<String>,
     ) -> Result<LocationOptions, Error> {
-        if let Some(why) = self.control.as_ref().and_then(why_not) {
-            return Err(Error::io(
-                op,
-                location.to_string(),
-                std::io::Error::other(why),
-            ));
-        }
         let mut settled = options.clone();
+        if let Some(control) = &self.control {
+            // Sizes nobody gave are the cluster's; given ones must match.
+            if !options.sizes_given {
+                if let Ok(block_size) = smgr_api::BlockSize::new(control.block_size) {
+                    settled.block_size = block_size;
+                }
+                if control.segment_blocks > 0 {
+                    settled.segment_blocks = control.segment_blocks;
+                }
+            }
+            if let Some(why) = why_not(control, &settled) {
+                return Err(Error::io(
+                    op,
+                    location.to_string(),
+                    std::io::Error::other(why),
+                ));
+            }
+        }
         if !options.naming_given {
             if let Some(dir) = self.tablespace_version_dir() {
                 // A version this naming cannot express (9.6's dot) keeps
@@ -137,11 +150,7 @@ impl Location {
             }
             Location::Object(url) => {
                 let (store, prefix, _) = smgr_object::store_from_url(url, &options.store)?;
-                let key = if prefix.is_empty() {
-                    relative.to_owned()
-                } else {
-                    format!("{prefix}/{relative}")
-                };
+                let key = key_under(&prefix, relative);
                 let fail = |err: object_store::Error| {
                     Error::io("read", key.clone(), std::io::Error::other(err))
                 };

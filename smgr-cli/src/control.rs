@@ -137,29 +137,6 @@ impl ControlFile {
         bytes
     }
 
-    /// Reads `data_dir`'s control file (if it has one) and refuses to go
-    /// on when it cannot be read or `why_not` finds something wrong: the
-    /// error names the data directory and what was to be done (`op`:
-    /// "verify the cluster at").
-    pub fn check(
-        data_dir: &Path,
-        op: &'static str,
-        why_not: impl FnOnce(&ControlFile) -> Option<String>,
-    ) -> Result<(), smgr_api::Error> {
-        let why = match ControlFile::read(data_dir) {
-            Ok(control) => control.as_ref().and_then(why_not),
-            Err(why) => Some(why),
-        };
-        match why {
-            Some(why) => Err(smgr_api::Error::io(
-                op,
-                data_dir.display().to_string(),
-                std::io::Error::other(why),
-            )),
-            None => Ok(()),
-        }
-    }
-
     /// Why a copy of this cluster's files could hold torn pages: its
     /// server was not shut down when the file was last written.
     pub fn not_shut_down(&self) -> Option<String> {

@@ -37,6 +37,7 @@ pub mod control;
 pub mod demo;
 pub mod inventory;
 pub mod location;
+pub mod manifest;
 pub mod scan;
 pub mod upload;
 pub mod verify;

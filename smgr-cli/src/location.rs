@@ -161,6 +161,26 @@ impl Opened {
     }
 }
 
+/// `prefix/relative`, or `relative` without a prefix: a key under a
+/// location's prefix.
+pub fn key_under(prefix: &str, relative: &str) -> String {
+    if prefix.is_empty() {
+        relative.to_owned()
+    } else {
+        format!("{prefix}/{relative}")
+    }
+}
+
+/// A listed key relative to `prefix`; `None` if it is not under it.
+pub fn relative_key<'k>(prefix: &str, key: &'k str) -> Option<&'k str> {
+    let rest = key.strip_prefix(prefix)?;
+    if prefix.is_empty() {
+        Some(rest)
+    } else {
+        rest.strip_prefix('/')
+    }
+}
+
 /// The error for a location with nothing of a cluster in it.
 fn not_a_data_directory(location: String) -> Error {
     Error::io(
@@ -190,14 +210,8 @@ async fn list_objects(
     let mut listed = Vec::new();
     let mut cluster_keys = false;
     for meta in metas {
-        let key = meta.location.as_ref();
-        let relative = match key.strip_prefix(prefix) {
-            Some(rest) if prefix.is_empty() => rest,
-            Some(rest) => match rest.strip_prefix('/') {
-                Some(rest) => rest,
-                None => continue,
-            },
-            None => continue,
+        let Some(relative) = relative_key(prefix, meta.location.as_ref()) else {
+            continue;
         };
         // A compressed segment object: its key without `.zst` names the
         // file, and its seek table (one ranged GET of its tail) the size.

@@ -396,9 +396,14 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
             // checksums off, which the scan honours), and take the
             // tablespace directory from the cluster.
             let files = ClusterFiles::read(&location, &options).await?;
-            let options = files.settle(&location, &options, "scan the cluster at", |control| {
-                control.refusal(false, options.block_size.get(), options.segment_blocks)
-            })?;
+            let options = files.settle(
+                &location,
+                &options,
+                "scan the cluster at",
+                |control, settled| {
+                    control.refusal(false, settled.block_size.get(), settled.segment_blocks)
+                },
+            )?;
             files.require_control(&location, &options, "scan the cluster at")?;
             let checksums = files
                 .control

@@ -20,9 +20,9 @@ use serde::Serialize;
 use smgr_api::Error;
 
 use crate::cluster::{ClusterFiles, CONTROL_FILE, VERSION_FILE};
-use crate::control::ControlFile;
 use crate::inventory::{Inventory, Problem};
-use crate::location::{Location, LocationOptions};
+use crate::location::{key_under, Location, LocationOptions};
+use crate::manifest::{Manifest, ManifestEntry};
 use crate::verify::Progress;
 
 /// How to upload.
@@ -92,12 +92,9 @@ pub async fn upload(
     // pages in the copy. Refuse it, as `verify` does.
     let location = Location::Local(pgdata.to_path_buf());
     let cluster = ClusterFiles::read(&location, options).await?;
-    let options = &cluster.settle(
-        &location,
-        options,
-        "upload the cluster at",
-        ControlFile::not_shut_down,
-    )?;
+    let options = &cluster.settle(&location, options, "upload the cluster at", |control, _| {
+        control.not_shut_down()
+    })?;
     let local = location.open(options)?;
     let inventory = Inventory::build(
         local.list().await?,
@@ -136,13 +133,7 @@ pub async fn upload(
         Ordering::Relaxed,
     );
 
-    let key_of = |path: &str| {
-        if prefix.is_empty() {
-            path.to_owned()
-        } else {
-            format!("{prefix}/{path}")
-        }
-    };
+    let key_of = |path: &str| key_under(&prefix, path);
     let mut results = futures::stream::iter(files)
         .map(|(path, size)| {
             let store = store.clone();
@@ -151,7 +142,8 @@ pub async fn upload(
             } else {
                 ""
             };
-            let key = format!("{}{suffix}", key_of(&path));
+            let object = format!("{path}{suffix}");
+            let key = key_of(&object);
             let frame_bytes = upload.frame_blocks.max(1) * options.block_size.bytes();
             let source = pgdata.join(&path);
             let progress = progress.clone();
@@ -170,7 +162,7 @@ pub async fn upload(
                     )
                     .await
                 };
-                (path, multipart, outcome)
+                (path, object, multipart, outcome)
             }
         })
         .buffer_unordered(upload.jobs.max(1))
@@ -179,15 +171,21 @@ pub async fn upload(
     for (path, _) in cluster_files {
         let source = pgdata.join(&path);
         let outcome = put_whole(store.as_ref(), &key_of(&path), source, None, 0, &progress).await;
-        results.push((path, false, outcome));
+        results.push((path.clone(), path, false, outcome));
     }
-    for (path, multipart, outcome) in results {
+    let mut manifest = Manifest::default();
+    for (path, object, multipart, outcome) in results {
         match outcome {
-            Ok((bytes, stored)) => {
+            Ok(up) => {
                 report.files += 1;
-                report.bytes += bytes;
-                report.stored_bytes += stored;
+                report.bytes += up.bytes;
+                report.stored_bytes += up.stored;
                 report.multipart_files += u64::from(multipart);
+                manifest.objects.push(ManifestEntry {
+                    key: object,
+                    size: up.stored,
+                    crc32c: up.crc32c,
+                });
             }
             Err(err) => report.failed.push(Problem {
                 file: path,
@@ -196,6 +194,12 @@ pub async fn upload(
         }
     }
     report.failed.sort();
+    // Last, and only for a complete copy: what `verify` checks the bucket
+    // against. A copy with failed files has no manifest, so it is never
+    // taken for complete.
+    if report.failed.is_empty() {
+        manifest.put(store.as_ref(), &prefix).await?;
+    }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
 }
@@ -218,7 +222,18 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Uploads a file in one PUT; returns (file bytes, stored bytes).
+/// What went up for one file.
+#[derive(Clone, Copy, Debug)]
+struct Stored {
+    /// Bytes of the file.
+    bytes: u64,
+    /// Bytes of the object (fewer when compressed).
+    stored: u64,
+    /// CRC-32C of the object's bytes, for the manifest.
+    crc32c: u32,
+}
+
+/// Uploads a file in one PUT.
 async fn put_whole(
     store: &dyn ObjectStore,
     key: &str,
@@ -226,7 +241,7 @@ async fn put_whole(
     compress: Option<i32>,
     frame_bytes: usize,
     progress: &Progress,
-) -> Result<(u64, u64), Error> {
+) -> Result<Stored, Error> {
     let name = source.display().to_string();
     let what = name.clone();
     let (len, body) = blocking(&name, move || {
@@ -239,13 +254,17 @@ async fn put_whole(
         Ok((len, body))
     })
     .await?;
-    let stored = body.len() as u64;
+    let stored = Stored {
+        bytes: len,
+        stored: body.len() as u64,
+        crc32c: crc32c::crc32c(&body),
+    };
     store
         .put(&smgr_object::object_path(key)?, PutPayload::from(body))
         .await
         .map_err(|e| store_error("upload", key, e))?;
     progress.done.fetch_add(len, Ordering::Relaxed);
-    Ok((len, stored))
+    Ok(stored)
 }
 
 /// Reads up to `len` bytes from `file`: fewer only at its end.
@@ -265,7 +284,7 @@ fn read_part(file: &mut std::fs::File, len: usize) -> std::io::Result<Vec<u8>> {
 }
 
 /// Uploads a file as a multipart upload, compressing frame by frame if
-/// asked; returns (file bytes, stored bytes).
+/// asked.
 async fn put_in_parts(
     store: Arc<dyn ObjectStore>,
     key: &str,
@@ -273,7 +292,8 @@ async fn put_in_parts(
     options: UploadOptions,
     frame_bytes: usize,
     progress: &Progress,
-) -> Result<(u64, u64), Error> {
+) -> Result<Stored, Error> {
+    let mut crc = 0u32;
     let mut compressor = match options.compress {
         Some(level) => Some(smgr_object::seekable::FrameCompressor::new(
             frame_bytes,
@@ -330,6 +350,7 @@ async fn put_in_parts(
         }
         let body = if compressor.is_some() { &body } else { &buf };
         stored += body.len() as u64;
+        crc = crc32c::crc32c_append(crc, body);
         writer.write(body);
         total += buf.len() as u64;
         progress.done.fetch_add(buf.len() as u64, Ordering::Relaxed);
@@ -338,11 +359,16 @@ async fn put_in_parts(
     if let Some(compressor) = compressor {
         let (table, _) = compressor.finish();
         stored += table.len() as u64;
+        crc = crc32c::crc32c_append(crc, &table);
         writer.write(&table);
     }
     writer
         .finish()
         .await
         .map_err(|e| store_error("finish multipart upload", key, e))?;
-    Ok((total, stored))
+    Ok(Stored {
+        bytes: total,
+        stored,
+        crc32c: crc,
+    })
 }

@@ -42,6 +42,7 @@ use tokio::task::JoinSet;
 use crate::cluster::ClusterFiles;
 use crate::inventory::{Inventory, Problem};
 use crate::location::{Location, LocationOptions};
+use crate::manifest::check_bucket;
 
 /// How to verify.
 #[derive(Clone, Copy, Debug)]
@@ -162,8 +163,12 @@ pub struct VerifyReport {
     /// all zeros, or an insane header under a matching checksum). Not bad
     /// unless [`VerifyOptions::strict`].
     pub server_rejects: Vec<BadBlock>,
-    /// Files that could not be checked completely.
+    /// Files that could not be checked completely, and for a bucket
+    /// objects missing, extra or changed against the upload's manifest.
     pub problems: Vec<Problem>,
+    /// What the user should know that is not wrong as such (a bucket
+    /// without a manifest: completeness not checked).
+    pub warnings: Vec<String>,
     /// Combined reads the streams issued.
     pub reads: u64,
     /// Blocks those reads covered.
@@ -208,6 +213,9 @@ impl VerifyReport {
         }
         for problem in &self.problems {
             let _ = writeln!(out, "error: {}: {}", problem.file, problem.message);
+        }
+        for warning in &self.warnings {
+            let _ = writeln!(out, "warning: {warning}");
         }
         let mib = self.bytes as f64 / (1024.0 * 1024.0);
         let _ = writeln!(out, "Location:        {}", self.location);
@@ -267,13 +275,18 @@ pub async fn verify_location(
     // when they are to be checked, and other block or segment sizes; the
     // same for a bucket, from the control file uploaded with it.
     let cluster = ClusterFiles::read(location, options).await?;
-    let options = &cluster.settle(location, options, "verify the cluster at", |control| {
-        control.refusal(
-            verify_options.checksums,
-            options.block_size.get(),
-            options.segment_blocks,
-        )
-    })?;
+    let options = &cluster.settle(
+        location,
+        options,
+        "verify the cluster at",
+        |control, settled| {
+            control.refusal(
+                verify_options.checksums,
+                settled.block_size.get(),
+                settled.segment_blocks,
+            )
+        },
+    )?;
     let opened = location.open(options)?;
     let files = opened.list().await?;
     cluster.require_control(location, options, "verify the cluster at")?;
@@ -296,6 +309,13 @@ pub async fn verify_location(
         progress,
     )
     .await?;
+    if let Location::Object(url) = location {
+        let (store, prefix, _) = smgr_object::store_from_url(url, &options.store)?;
+        let check = check_bucket(store.as_ref(), &prefix, &options.naming).await?;
+        report.problems.extend(check.problems);
+        report.problems.sort();
+        report.warnings.extend(check.warnings);
+    }
     report.location = location.to_string();
     tracing::debug!(elapsed = ?started.elapsed(), "verified {location}");
     Ok(report)

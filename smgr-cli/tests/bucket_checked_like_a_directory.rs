@@ -3,8 +3,9 @@
 //! exactly as they do for the directory: a cluster without data checksums
 //! is refused by `verify` (every page once failed there: `upload` left the
 //! control file behind and `verify` of a bucket read none) and scanned
-//! without checksums; other segment sizes, a damaged control file and a
-//! prefix without one are refused, the last unless the sizes are given.
+//! without checksums; sizes not given are the cluster's; other sizes given,
+//! a damaged control file and a prefix without one are refused, the last
+//! unless the sizes are given.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
@@ -16,18 +17,14 @@ use object_store::{ObjectStoreExt, PutPayload};
 use smgr_api::{BlockSize, PageFormat, PageVerifier};
 use smgr_cli::control::{ControlFile, DbState};
 
-use common::{run, smgr, with_s3, Run};
+use common::{pg15_control, run, smgr, with_s3, write_cluster_files, Run};
 
 const SEGMENT: u32 = 8;
 
 fn control(checksums: u32) -> ControlFile {
     ControlFile {
-        version: 1300,
-        catalog_version: 202209061,
-        state: DbState(1),
-        block_size: 8192,
-        segment_blocks: SEGMENT,
         data_checksum_version: checksums,
+        ..pg15_control(SEGMENT)
     }
 }
 
@@ -50,12 +47,7 @@ fn cluster(dir: &Path, checksums: bool) {
         };
         std::fs::write(dir.join(name), bytes).unwrap();
     }
-    std::fs::write(dir.join("PG_VERSION"), "15\n").unwrap();
-    std::fs::write(
-        dir.join("global/pg_control"),
-        control(u32::from(checksums)).to_bytes(),
-    )
-    .unwrap();
+    write_cluster_files(dir, &control(u32::from(checksums)), "15");
 }
 
 fn smgr_s3(args: &[&str]) -> Run {
@@ -106,10 +98,18 @@ fn a_bucket_is_refused_and_read_as_its_directory_is() {
         // scan honours checksums off instead of failing every page.
         let scan = smgr_s3(&["scan", "--json", location, "base/5/100", seg[0], seg[1]]);
         assert_eq!(scan.code, 0, "{location}: {scan:?}");
-        // Other segment sizes than pg_control's: refused.
+        // Sizes not given are the cluster's; other ones given: refused.
+        let sized = smgr_s3(&["verify", "--no-checksums", location]);
+        assert_eq!(sized.code, 0, "{location}: {sized:?}");
         assert_refused(
-            &smgr_s3(&["verify", "--no-checksums", location]),
-            "the cluster's segments hold 8 blocks (pg_control)",
+            &smgr_s3(&[
+                "verify",
+                "--no-checksums",
+                location,
+                "--segment-blocks",
+                "16",
+            ]),
+            "the cluster's segments hold 8 blocks (pg_control) but --segment-blocks is 16",
         );
     }
 
@@ -132,6 +132,15 @@ fn a_bucket_is_refused_and_read_as_its_directory_is() {
         &smgr_s3(&["verify", "--no-checksums", &url]),
         "no global/pg_control under it",
     );
+    let given = smgr_s3(&["verify", "--no-checksums", &url, seg[0], seg[1]]);
+    assert_eq!(given.code, 2, "the manifest misses it: {given:?}");
+    assert!(
+        given.stdout.contains("global/pg_control: missing"),
+        "{given:?}"
+    );
+    // Another tool's copy (no manifest) with the sizes given is checked.
+    let manifest = smgr_object::object_path(&format!("{prefix}/smgr-manifest.json")).unwrap();
+    runtime.block_on(bucket.delete(&manifest)).unwrap();
     let given = smgr_s3(&["verify", "--no-checksums", &url, seg[0], seg[1]]);
     assert_eq!(given.code, 0, "{given:?}");
 }

@@ -9,9 +9,8 @@
 mod common;
 
 use futures::TryStreamExt;
-use smgr_cli::control::{ControlFile, DbState};
 
-use common::{run, smgr, with_s3, write_fork};
+use common::{pg15_control, run, smgr, with_s3, write_cluster_files, write_fork};
 
 #[test]
 fn odd_prefixes_round_trip_through_upload_verify_and_scan() {
@@ -20,16 +19,7 @@ fn odd_prefixes_round_trip_through_upload_verify_and_scan() {
     };
     let dir = tempfile::tempdir().unwrap();
     write_fork(dir.path(), "base/5/100", 40, 16);
-    std::fs::create_dir_all(dir.path().join("global")).unwrap();
-    let control = ControlFile {
-        version: 1300,
-        catalog_version: 202209061,
-        state: DbState(1),
-        block_size: 8192,
-        segment_blocks: 16,
-        data_checksum_version: 1,
-    };
-    std::fs::write(dir.path().join("global/pg_control"), control.to_bytes()).unwrap();
+    write_cluster_files(dir.path(), &pg15_control(16), "15");
     let data = dir.path().to_str().unwrap();
     let base = integration::s3_url("prefixes");
     let _cleanup = integration::RemoveOnDrop(base.clone());

@@ -8,9 +8,9 @@
 
 mod common;
 
-use smgr_cli::control::{ControlFile, DbState};
+use smgr_cli::control::ControlFile;
 
-use common::{run, smgr, with_s3, write_fork};
+use common::{pg15_control, run, smgr, with_s3, write_cluster_files, write_fork};
 
 #[test]
 fn verify_finds_the_tablespace_directory_itself() {
@@ -18,17 +18,12 @@ fn verify_finds_the_tablespace_directory_itself() {
     let data = dir.path();
     write_fork(data, "base/5/100", 3, 131072);
     write_fork(data, "pg_tblspc/16400/PG_18_202506291/5/200", 5, 131072);
-    std::fs::write(data.join("PG_VERSION"), "18\n").unwrap();
     let control = ControlFile {
         version: 1800,
         catalog_version: 202506291,
-        state: DbState(1),
-        block_size: 8192,
-        segment_blocks: 131072,
-        data_checksum_version: 1,
+        ..pg15_control(131072)
     };
-    std::fs::create_dir_all(data.join("global")).unwrap();
-    std::fs::write(data.join("global/pg_control"), control.to_bytes()).unwrap();
+    write_cluster_files(data, &control, "18");
     let data = data.to_str().unwrap();
 
     let verify = |location: &str, s3: bool| {

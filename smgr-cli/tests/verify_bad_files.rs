@@ -143,14 +143,17 @@ fn pg_control_decides_whether_the_cluster_can_be_checked_or_uploaded() {
         dir.path().to_str().unwrap(),
     ]);
     assert_eq!(headers_only.code, 0, "{headers_only:?}");
-    // Sizes other than the cluster's.
+    // Sizes not given are the cluster's; given ones must be its own.
     std::fs::write(&pg_control, control(1, 1).to_bytes()).unwrap();
-    let other_segments = smgr_run(&["verify", dir.path().to_str().unwrap()]);
+    let data = dir.path().to_str().unwrap();
+    let cluster_sizes = smgr_run(&["verify", data]);
+    assert_eq!(cluster_sizes.code, 0, "{cluster_sizes:?}");
+    let other_segments = smgr_run(&["verify", data, "--segment-blocks", "8"]);
     assert_eq!(other_segments.code, 2, "{other_segments:?}");
     assert!(
         other_segments
             .stderr
-            .contains("segments hold 4 blocks (pg_control)"),
+            .contains("segments hold 4 blocks (pg_control) but --segment-blocks is 8"),
         "{other_segments:?}"
     );
     // A damaged control file.

@@ -142,3 +142,24 @@ pub fn edit_page(path: &Path, block: usize, edit: impl FnOnce(&mut [u8])) {
     edit(&mut bytes[block * 8192..(block + 1) * 8192]);
     std::fs::write(path, bytes).expect("write");
 }
+
+/// A PostgreSQL 15 control file: shut down, data checksums on, 8 KiB
+/// blocks, segments of `segment_blocks`.
+pub fn pg15_control(segment_blocks: u32) -> smgr_cli::control::ControlFile {
+    smgr_cli::control::ControlFile {
+        version: 1300,
+        catalog_version: 202209061,
+        state: smgr_cli::control::DbState(1),
+        block_size: 8192,
+        segment_blocks,
+        data_checksum_version: 1,
+    }
+}
+
+/// Writes a cluster's own files into `dir`: `global/pg_control` and
+/// `PG_VERSION` (`major`).
+pub fn write_cluster_files(dir: &Path, control: &smgr_cli::control::ControlFile, major: &str) {
+    std::fs::create_dir_all(dir.join("global")).expect("mkdir global");
+    std::fs::write(dir.join("global/pg_control"), control.to_bytes()).expect("write pg_control");
+    std::fs::write(dir.join("PG_VERSION"), format!("{major}\n")).expect("write PG_VERSION");
+}
