@@ -1,6 +1,7 @@
 //! Where a data directory is: a local path or an object-store URL, opened
 //! as a storage manager plus a listing of its relation files.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -307,6 +308,19 @@ fn walk_local(root: &Path, naming: &PathNaming) -> Result<Vec<ListedFile>> {
 }
 
 fn walk_dir(root: &Path, relative: &str, files: &mut Vec<ListedFile>) -> Result<()> {
+    let meta =
+        std::fs::metadata(root.join(relative)).map_err(|e| Error::io("stat", relative, e))?;
+    walk_dir_in(root, relative, &mut vec![(meta.dev(), meta.ino())], files)
+}
+
+/// `walk_dir` below the directories `ancestors` (device, inode) on the
+/// way down: a link back to one of them is a loop, an error naming it.
+fn walk_dir_in(
+    root: &Path,
+    relative: &str,
+    ancestors: &mut Vec<(u64, u64)>,
+    files: &mut Vec<ListedFile>,
+) -> Result<()> {
     for name in read_dir(root, relative)? {
         if skipped_entry(&name) {
             continue;
@@ -315,7 +329,17 @@ fn walk_dir(root: &Path, relative: &str, files: &mut Vec<ListedFile>) -> Result<
         // Follows symbolic links, as pg_checksums descends into them.
         let meta = std::fs::metadata(root.join(&path)).map_err(|e| Error::io("stat", &path, e))?;
         if meta.is_dir() {
-            walk_dir(root, &path, files)?;
+            let id = (meta.dev(), meta.ino());
+            if ancestors.contains(&id) {
+                return Err(Error::io(
+                    "walk",
+                    path,
+                    std::io::Error::other("a symbolic link loop: this directory contains itself"),
+                ));
+            }
+            ancestors.push(id);
+            walk_dir_in(root, &path, ancestors, files)?;
+            ancestors.pop();
         } else if meta.is_file() {
             files.push(ListedFile {
                 path,

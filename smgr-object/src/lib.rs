@@ -196,6 +196,7 @@ impl ObjectSmgr {
                 e_tag.clone(),
                 version,
                 self.inner.opts.max_frame_bytes(),
+                self.inner.opts.max_table_bytes(),
             )
             .await?,
         );

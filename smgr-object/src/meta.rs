@@ -233,6 +233,7 @@ impl MetaCache {
                         meta.e_tag.clone(),
                         meta.version.clone(),
                         opts.max_frame_bytes(),
+                        opts.max_table_bytes(),
                     )
                     .await
                     .map(Arc::new),

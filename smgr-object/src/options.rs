@@ -99,6 +99,14 @@ impl ObjectOptions {
         u64::from(self.max_frame_blocks.max(writes).max(1)) * u64::from(self.block_size.get())
     }
 
+    /// Bytes a compressed object's seek table may take: one frame per
+    /// block of a segment at most (plus one), with checksums. Longer
+    /// tables are refused before they are fetched.
+    pub fn max_table_bytes(&self) -> u64 {
+        let frames = u64::from(self.segment_blocks) + 1;
+        crate::seekable::table_bytes(frames, true)
+    }
+
     /// The same with another prefetch cache size.
     pub fn prefetch_cache_bytes(mut self, bytes: u64) -> Self {
         self.prefetch_cache_bytes = bytes;

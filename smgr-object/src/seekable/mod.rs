@@ -45,7 +45,8 @@ pub use compress::{compress, compress_with_table, FrameCompressor};
 pub use decompress::FrameDecompressor;
 pub use rewrite::{Patch, Rewrite};
 pub use table::{
-    FrameEntry, SeekTable, Tail, FOOTER_BYTES, MAX_FRAMES, SEEKABLE_MAGIC, SKIPPABLE_MAGIC,
+    table_bytes, FrameEntry, SeekTable, Tail, FOOTER_BYTES, MAX_FRAMES, MIN_FRAME_BYTES,
+    SEEKABLE_MAGIC, SKIPPABLE_MAGIC,
 };
 
 /// Key suffix of compressed segment objects: visible in a LIST, so no
@@ -54,7 +55,9 @@ pub const COMPRESSED_SUFFIX: &str = ".zst";
 
 /// Reads the seek table of the compressed object `key` (`object_len`
 /// bytes) from its tail: one ranged GET of the last 64 KiB, one more if
-/// the table is longer; pinned to `if_match` when given.
+/// the table is longer but within `max_table_bytes` (a forged frame count
+/// costs an error, not a fetch of gigabytes); pinned to `if_match` when
+/// given.
 pub async fn fetch_seek_table(
     store: &dyn object_store::ObjectStore,
     key: &str,
@@ -62,6 +65,7 @@ pub async fn fetch_seek_table(
     if_match: Option<String>,
     version: Option<String>,
     max_frame_bytes: u64,
+    max_table_bytes: u64,
 ) -> Result<SeekTable> {
     let not_seekable = || Error::CorruptObject {
         key: key.to_owned(),
@@ -90,6 +94,14 @@ pub async fn fetch_seek_table(
             .map_err(|err| crate::error::from_store("read seek table of", key, err))?;
         match SeekTable::parse_tail(key, &tail, object_len, max_frame_bytes)? {
             Tail::Table(table) => return Ok(table),
+            Tail::NeedBytes(n) if n > max_table_bytes => {
+                return Err(Error::CorruptObject {
+                    key: key.to_owned(),
+                    detail: format!(
+                        "its seek table claims {n} bytes, more than a segment's table can need ({max_table_bytes}: one frame per block); not fetched"
+                    ),
+                })
+            }
             Tail::NeedBytes(n) if n > want && n <= object_len => want = n,
             Tail::NeedBytes(_) | Tail::Plain => return Err(not_seekable()),
         }
@@ -102,4 +114,38 @@ pub(crate) fn test_segment(len: usize) -> Vec<u8> {
     (0..len)
         .map(|i| ((i / 7) as u8).wrapping_mul(13) ^ (i % 251) as u8)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use object_store::memory::InMemory;
+    use object_store::{ObjectStoreExt, PutPayload};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_forged_frame_count_costs_an_error_not_a_long_fetch() {
+        // 4 MiB whose footer claims 150,000 frames: the object could hold
+        // them (1.8 MB of table, 1.35 MB of minimal frames), but a segment
+        // of 16 blocks never needs a table of more than 17 frames.
+        let store = InMemory::new();
+        let mut object = vec![0u8; 4 << 20];
+        let at = object.len() - FOOTER_BYTES;
+        object[at..at + 4].copy_from_slice(&150_000u32.to_le_bytes());
+        object[at + 5..].copy_from_slice(&SEEKABLE_MAGIC.to_le_bytes());
+        let len = object.len() as u64;
+        store
+            .put(&"base/5/1.zst".into(), PutPayload::from(object))
+            .await
+            .unwrap();
+        let max_table = table_bytes(17, true);
+        let err = fetch_seek_table(&store, "base/5/1.zst", len, None, None, 1 << 20, max_table)
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("base/5/1.zst") && text.contains("not fetched"),
+            "{text}"
+        );
+    }
 }

@@ -18,6 +18,15 @@ pub const MAX_FRAMES: u32 = 0x0800_0000;
 const CHECKSUM_FLAG: u8 = 0x80;
 /// Descriptor bits that must be zero.
 const RESERVED_BITS: u8 = 0x7C;
+/// The smallest zstd frame: magic (4), frame header descriptor (1), a
+/// window descriptor or content size byte (1), one block header (3).
+pub const MIN_FRAME_BYTES: u64 = 9;
+
+/// Bytes of a seek table of `frames` frames, with or without checksums.
+pub fn table_bytes(frames: u64, checksums: bool) -> u64 {
+    let entry = if checksums { 12 } else { 8 };
+    HEADER_BYTES as u64 + frames * entry + FOOTER_BYTES as u64
+}
 
 /// One frame of a seekable object.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -202,10 +211,15 @@ impl SeekTable {
         } else {
             8
         };
-        let table_len = HEADER_BYTES as u64 + u64::from(frames) * entry_bytes + FOOTER_BYTES as u64;
-        if table_len > object_len {
+        let table_len = table_bytes(u64::from(frames), entry_bytes == 12);
+        // Every frame takes at least a minimal zstd frame besides its
+        // entry: a count the object cannot hold is refused before the
+        // table is fetched.
+        let least = table_len + u64::from(frames) * MIN_FRAME_BYTES;
+        if least > object_len {
             return Err(bad(format!(
-                "seek table of {frames} frames needs {table_len} bytes but the object has {object_len}"
+                "seek table of {frames} frames needs {table_len} bytes and its frames at least {} more, but the object has {object_len}",
+                least - table_len
             )));
         }
         if (tail.len() as u64) < table_len {
@@ -246,6 +260,20 @@ impl SeekTable {
             return Err(bad(format!(
                 "frame {i} decompresses to {} bytes, more than a frame may hold ({max_frame_bytes})",
                 frame.decompressed
+            )));
+        }
+        // zstd never stores a frame in more than its bound for the bytes
+        // it holds (plus the frame's own header and checksum).
+        if let Some((i, frame)) = parsed.frames.iter().enumerate().find(|(_, f)| {
+            let bound = zstd::zstd_safe::compress_bound(f.decompressed as usize) as u64 + 32;
+            u64::from(f.compressed) > bound || u64::from(f.compressed) < MIN_FRAME_BYTES
+        }) {
+            return Err(bad(format!(
+                "frame {i} is stored in {} bytes, outside what zstd can make of {} bytes ({} to {})",
+                frame.compressed,
+                frame.decompressed,
+                MIN_FRAME_BYTES,
+                zstd::zstd_safe::compress_bound(frame.decompressed as usize) + 32
             )));
         }
         Ok(Tail::Table(parsed))
@@ -336,5 +364,27 @@ mod tests {
         let mut reserved = object.clone();
         reserved[at + 4] = 0x04;
         check(&reserved, len, 1 << 20, "reserved bits");
+        // A frame stored in more bytes than zstd can make of what it
+        // holds: frame 0 now claims to decompress to one byte.
+        let mut inflated = object.clone();
+        let entries = inflated.len() - 9 - 3 * 8;
+        inflated[entries + 4..entries + 8].copy_from_slice(&1u32.to_le_bytes());
+        check(&inflated, len, 1 << 20, "outside what zstd can make");
+    }
+
+    #[test]
+    fn a_frame_count_the_object_cannot_hold_is_refused_from_the_footer() {
+        // 12 frames: a table of 113 bytes fits in 200, but 12 frames of
+        // at least 9 bytes each do not fit beside it.
+        let mut object = [0u8; 200];
+        let at = object.len() - 9;
+        object[at..at + 4].copy_from_slice(&12u32.to_le_bytes());
+        object[at + 5..].copy_from_slice(&SEEKABLE_MAGIC.to_le_bytes());
+        let err = SeekTable::parse_tail("base/5/1.zst", &object[at..], 200, 1 << 20).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("base/5/1.zst") && text.contains("at least 108 more"),
+            "{text}"
+        );
     }
 }
