@@ -1,13 +1,14 @@
 //! Faults of the object store under the buffer pool and a read stream: a
-//! burst of transient failures (as 5xx answers), bodies cut short (a
-//! connection reset mid-body), latency spikes, and GETs failing for good.
-//! Against the in-memory store and the real S3 server, each wrapped in
-//! `FaultyStore`.
+//! burst of transient failures (503 answers), bodies cut short, connections
+//! reset mid-body, latency spikes, and GETs failing for good.
 //!
-//! Transient faults are retried below the pool and every block comes back
-//! right; permanent ones are errors naming the object, the stream goes on;
-//! the pool is quiet afterwards and a new scan returns every block right.
-//! Prints rows for RELIABILITY.md.
+//! Transient faults are injected on the wire, between the backend and the
+//! real S3 server (`integration::wire`), where `object_store`'s retry layer
+//! (the backend's only one) meets them: every block comes back right. GETs
+//! failing for good (`FaultyStore`, above that layer: what it hands up
+//! after its retries), in memory and on the server, are errors naming the
+//! object, the stream goes on; the pool is quiet afterwards and a new scan
+//! returns every block right. Prints rows for RELIABILITY.md.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
@@ -15,7 +16,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bufmgr::{BufferPool, PoolConfig};
-use integration::{s3_server, s3_url, write_demo_relation};
+use integration::wire::{WireFault, WireProxy};
+use integration::{s3_through_a_proxy, s3_url, write_demo_relation, RemoveOnDrop};
 use object_store::memory::InMemory;
 use object_store::throttle::{ThrottleConfig, ThrottledStore};
 use object_store::ObjectStore;
@@ -30,9 +32,6 @@ use streamread::{ReadStream, StreamConfig, StreamFlags};
 const MAIN: ForkNumber = ForkNumber::Main;
 const BLOCKS: BlockNumber = 1024; // 8 MiB in 4 segment objects
 const FORMAT: PageFormat = PageFormat::Postgres { checksums: true };
-
-/// Plans `n` faults of one kind in a `FaultyStore`.
-type Inject = fn(&FaultyStore, usize);
 
 async fn load(store: Arc<dyn ObjectStore>, prefix: &str, rel: RelFileLocator) {
     let smgr = ObjectSmgr::new(store, prefix, ObjectOptions::new(BlockSize::DEFAULT, 256)).unwrap();
@@ -74,26 +73,36 @@ async fn scan(
     (good, errors, pool)
 }
 
-async fn scenarios(base: Arc<dyn ObjectStore>, prefix: &str, place: &str) {
+async fn scenarios(
+    base: Arc<dyn ObjectStore>,
+    prefix: &str,
+    place: &str,
+    wire: Option<&WireProxy>,
+) {
     let rel = RelFileLocator::in_database(5, 16800);
     load(base.clone(), prefix, rel).await;
     let faulty = Arc::new(FaultyStore::new(base.clone()));
     let store: Arc<dyn ObjectStore> = faulty.clone();
     let bytes = u64::from(BLOCKS) * 8192;
 
-    // Transient faults, each retried below the pool.
-    let transient: [(&str, Inject); 3] = [
-        ("5xx burst on GET", FaultyStore::fail_next_gets),
-        ("body cut short mid-GET", FaultyStore::cut_next_gets),
+    // Transient faults on the wire, each retried below the pool by
+    // object_store (a store in memory has no wire, and no retry layer).
+    let transient = [
+        ("503 burst on GET", WireFault::Unavailable),
         (
-            "connection reset mid-body (half the body, then an error)",
-            FaultyStore::reset_next_gets,
+            "body cut short mid-GET (half the body, then FIN)",
+            WireFault::CutBody,
+        ),
+        (
+            "connection reset mid-body (half the body, then RST)",
+            WireFault::Reset,
         ),
     ];
-    for (fault, inject) in transient {
-        inject(&faulty, 3);
+    for (fault, wire_fault) in transient {
+        let Some(wire) = wire else { break };
+        wire.fault_next_gets("base/5/16800", wire_fault, 3);
         let (good, errors, pool) = scan(store.clone(), prefix, rel).await;
-        assert_eq!(faulty.pending_faults(), 0, "{fault}: not all met");
+        assert_eq!(wire.pending(), 0, "{fault}: not all met");
         assert!(errors.is_empty(), "{fault}: {errors:?}");
         assert_eq!(good, u64::from(BLOCKS), "{fault}");
         assert!(pool.census().is_quiet(), "{fault}: {:?}", pool.census());
@@ -211,12 +220,16 @@ async fn scenarios(base: Arc<dyn ObjectStore>, prefix: &str, place: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_faults_through_the_pool_in_memory() {
-    scenarios(Arc::new(InMemory::new()), "faults", "in memory").await;
+    scenarios(Arc::new(InMemory::new()), "faults", "in memory", None).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn object_faults_through_the_pool_on_s3() {
-    let Some(options) = s3_server() else { return };
-    let (store, prefix, _) = store_from_url(&s3_url("pool-faults"), &options).unwrap();
-    scenarios(store, &prefix, "SeaweedFS").await;
+    let Some((options, wire)) = s3_through_a_proxy().await else {
+        return;
+    };
+    let url = s3_url("pool-faults");
+    let _cleanup = RemoveOnDrop(url.clone());
+    let (store, prefix, _) = store_from_url(&url, &options).unwrap();
+    scenarios(store, &prefix, "SeaweedFS", Some(&wire)).await;
 }

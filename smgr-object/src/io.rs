@@ -33,33 +33,13 @@ impl Inner {
         ))
     }
 
-    /// A ranged GET, retried with backoff (at most 4 attempts in all) while
-    /// it fails in a way that may pass: a transient store error, or a body
-    /// shorter than the range (a connection cut mid-body). Not-found,
-    /// precondition and permission failures are final at once.
-    pub async fn get_range(
-        &self,
-        key: &str,
-        seg: &SegmentMeta,
-        range: Range<u64>,
-    ) -> Result<Bytes> {
-        let mut delay = std::time::Duration::from_millis(20);
-        let mut attempt = 1;
-        loop {
-            match self.get_range_once(key, seg, range.clone()).await {
-                Err(err) if attempt < 4 && transient(&err) => {
-                    tracing::debug!(key, %err, attempt, "retrying a ranged GET");
-                    tokio::time::sleep(delay).await;
-                    delay *= 4;
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-
     /// One ranged GET of `range` of a segment at the version `seg` names.
-    async fn get_range_once(
+    /// Retries of transient failures (5xx, timeouts, a body cut short) are
+    /// `object_store`'s, with the limits of `StoreOptions`: the only retry
+    /// layer, so a request failing for good costs `1 + max_retries` HTTP
+    /// requests, not a product of two layers' attempts. A body that still
+    /// comes back shorter than the range is an error, never padded.
+    pub async fn get_range(
         &self,
         key: &str,
         seg: &SegmentMeta,
@@ -408,15 +388,6 @@ fn page_slices(pages: &mut [PageBuf], bs: usize, range: Range<usize>) -> Vec<&mu
             &mut page[lo..hi]
         })
         .collect()
-}
-
-/// Whether a failed GET may succeed if repeated.
-fn transient(err: &Error) -> bool {
-    match err {
-        Error::ShortRead { .. } => true,
-        Error::Io { source, .. } => source.kind() == std::io::ErrorKind::Other,
-        _ => false,
-    }
 }
 
 /// The shared error of a joined request, rebuilt for this caller.
