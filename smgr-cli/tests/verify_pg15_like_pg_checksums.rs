@@ -48,6 +48,8 @@ fn the_clean_cluster_verifies_like_pg_checksums_locally_and_on_s3() {
         "{control:?}"
     );
     assert_eq!(control.state.name(), "shut down");
+    // With PG_VERSION, the tablespace directory PostgreSQL 15 uses.
+    assert_eq!(control.catalog_version, 202209061, "{control:?}");
 
     let data = cluster.data.to_str().unwrap();
     let (ours, report) = smgr_verify(data, false);
