@@ -39,6 +39,8 @@ struct State {
     always: Option<WireFault>,
     /// Every request seen: (method, path).
     requests: Vec<(String, String)>,
+    /// Held this long before it is passed on (cloud latency on loopback).
+    delay: std::time::Duration,
 }
 
 /// A running proxy; stops when dropped.
@@ -98,6 +100,12 @@ impl WireProxy {
         state.always = fault;
     }
 
+    /// Holds every request `delay` before passing it on: the first-byte
+    /// latency of a cloud store, on loopback.
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.state().delay = delay;
+    }
+
     /// Faults planned and not met yet.
     pub fn pending(&self) -> usize {
         self.state().plan.len()
@@ -136,15 +144,19 @@ async fn serve(
         }
         rest.extend_from_slice(&buf[..n]);
     }
-    let fault = {
+    let (fault, delay) = {
         let mut state = state.lock().unwrap_or_else(|p| p.into_inner());
         state.requests.push((method.clone(), path.clone()));
-        if method == "GET" && path.contains(&state.filter) {
+        let fault = if method == "GET" && path.contains(&state.filter) {
             state.plan.pop_front().or(state.always)
         } else {
             None
-        }
+        };
+        (fault, state.delay)
     };
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     if fault == Some(WireFault::Unavailable) {
         let body = "<Error><Code>SlowDown</Code><Message>injected</Message></Error>";
         let answer = format!(

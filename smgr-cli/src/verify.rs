@@ -65,6 +65,11 @@ pub struct VerifyOptions {
     pub threads: usize,
     /// Blocks per chunk: larger forks are read by several streams.
     pub chunk_blocks: BlockNumber,
+    /// Small chunks are run one after another in batches of up to this
+    /// many blocks, so that a task is not spent per tiny fork where a
+    /// fork costs microseconds (local files); 1 runs every chunk as a task
+    /// of its own, for stores where each costs a round trip.
+    pub batch_blocks: BlockNumber,
     /// Each stream's look-ahead limits.
     pub stream: StreamConfig,
 }
@@ -82,18 +87,23 @@ impl VerifyOptions {
             jobs: 4,
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             chunk_blocks: 16 * 1024,
+            batch_blocks: 1024,
             stream: StreamConfig::default().max_ios(4),
         }
     }
 
-    /// For object stores, where a request costs milliseconds: 1 MiB reads
-    /// and more of them in flight.
+    /// For object stores, where every request waits tens of milliseconds
+    /// for its first byte: 1 MiB reads, 64 streams at once, each small fork
+    /// a task of its own (a cluster is mostly forks of a few blocks, one
+    /// GET each), so that about 64 requests are in flight; the pool, and
+    /// with it the bytes in flight, capped at `POOL_BYTES_CAP`.
     pub fn object_store() -> Self {
         VerifyOptions {
             stream: StreamConfig::default()
                 .io_combine_bytes(1 << 20)
                 .max_ios(16),
-            jobs: 6,
+            jobs: 64,
+            batch_blocks: 1,
             // Bound by round trips, not CPU: one runtime and one pool (and
             // one HTTP connection pool) for all streams.
             threads: 1,
@@ -106,10 +116,23 @@ impl VerifyOptions {
     /// `(max_ios + 1) × combine`, twice over, so that pins still held by a
     /// finished stream's read tasks and frames busy with I/O never starve
     /// the running ones.
-    fn pool_config(&self, block_size: usize, format: PageFormat) -> PoolConfig {
+    fn pool_config(&self, block_size: usize, format: PageFormat, blocks: u64) -> PoolConfig {
         let combine = (self.stream.io_combine_bytes / block_size).max(1);
         let readers = 2 * self.jobs.max(1);
-        PoolConfig::new(readers * (self.stream.max_ios + 1) * combine, format).max_readers(readers)
+        let wanted = readers * (self.stream.max_ios + 1) * combine;
+        // Many streams would want more than memory should give: each then
+        // gets its share (the pool's per-reader pin limit) and a shorter
+        // look-ahead. Nor more than the blocks there are to check, with a
+        // few frames per reader at least.
+        let frames = wanted
+            .min(POOL_BYTES_CAP / block_size.max(1))
+            .min(
+                usize::try_from(blocks)
+                    .unwrap_or(usize::MAX)
+                    .max(4 * readers),
+            )
+            .max(4 * readers);
+        PoolConfig::new(frames, format).max_readers(readers)
     }
 
     /// Threads actually used: never more than streams.
@@ -340,7 +363,10 @@ pub async fn verify(
     // One pool for every thread, built here so that a pool that cannot
     // be built is this function's error.
     let threads = options.threads();
-    let pool = BufferPool::new(smgr.clone(), options.pool_config(bs.bytes(), format))?;
+    let pool = BufferPool::new(
+        smgr.clone(),
+        options.pool_config(bs.bytes(), format, inventory.readable_blocks()),
+    )?;
     tracing::debug!(
         threads,
         frames = pool.frames(),
@@ -358,7 +384,7 @@ pub async fn verify(
         ..VerifyReport::default()
     };
 
-    let batches = batches(inventory, options.chunk_blocks);
+    let batches = batches(inventory, options.chunk_blocks, options.batch_blocks);
     let mut work: Vec<_> = share_out(batches, threads)
         .into_iter()
         .map(|batches| {
@@ -398,14 +424,20 @@ pub async fn verify(
     Ok(report)
 }
 
-/// Blocks of small chunks run one after another by one task.
-const BATCH_BLOCKS: BlockNumber = 1024;
+/// The most memory `verify`'s buffer pool takes, whatever the streams
+/// would want: it bounds the bytes in flight too.
+pub const POOL_BYTES_CAP: usize = 512 << 20;
 
 /// The forks of `inventory` cut into chunks of at most `chunk_blocks`,
 /// largest first, so the last chunks to finish are small ones; small
-/// chunks (most forks are a few blocks) go in batches, one task each, so
-/// that a task's start and wake-up are not paid per fork.
-fn batches(inventory: &Inventory, chunk_blocks: BlockNumber) -> Vec<Vec<Chunk>> {
+/// chunks (most forks are a few blocks) go in batches of up to
+/// `batch_blocks`, one task each, so that a task's start and wake-up are
+/// not paid per fork where that matters more than round trips.
+fn batches(
+    inventory: &Inventory,
+    chunk_blocks: BlockNumber,
+    batch_blocks: BlockNumber,
+) -> Vec<Vec<Chunk>> {
     let step = chunk_blocks.max(1);
     let mut chunks = Vec::new();
     for fork in &inventory.forks {
@@ -423,17 +455,17 @@ fn batches(inventory: &Inventory, chunk_blocks: BlockNumber) -> Vec<Vec<Chunk>> 
     }
     chunks.sort_by_key(|c| std::cmp::Reverse(c.end - c.first));
     let mut batches: Vec<Vec<Chunk>> = Vec::new();
-    let mut batch_blocks = 0;
+    let mut in_batch = 0;
     for chunk in chunks {
         let blocks = chunk.end - chunk.first;
         match batches.last_mut() {
-            Some(batch) if batch_blocks + blocks <= BATCH_BLOCKS => batch.push(chunk),
+            Some(batch) if in_batch + blocks <= batch_blocks => batch.push(chunk),
             _ => {
                 batches.push(vec![chunk]);
-                batch_blocks = 0;
+                in_batch = 0;
             }
         }
-        batch_blocks += blocks;
+        in_batch += blocks;
     }
     batches
 }
