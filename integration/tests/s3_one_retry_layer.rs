@@ -25,7 +25,10 @@ async fn faults_on_the_wire_are_retried_once_over() {
     let url = s3_url("retry-layer");
     let _cleanup = RemoveOnDrop(url.clone());
     let bs = BlockSize::new(1024).unwrap();
-    let smgr = ObjectSmgr::from_url(&url, &options, ObjectOptions::new(bs, 16)).unwrap();
+    // Hedging off: it would issue a late request once more, each with its
+    // own retries (checked at the end).
+    let unhedged = ObjectOptions::new(bs, 16).hedge_after(None);
+    let smgr = ObjectSmgr::from_url(&url, &options, unhedged).unwrap();
     let rel = RelFileLocator::in_database(5, 16396);
     smgr.create(rel, MAIN).await.unwrap();
     let pages = (0..32)
@@ -74,4 +77,19 @@ async fn faults_on_the_wire_are_retried_once_over() {
     );
     eprintln!("RELIABILITY | GET failing for good on the wire (SeaweedFS behind a proxy answering 503) | {requests} requests | {} retries by object_store, then an error naming the key | - |", options.max_retries);
     check(&smgr.read_to_vec(rel, MAIN, 0, 4).await.unwrap(), 0);
+
+    // With hedging (the default), a request still failing after the
+    // hedge threshold is issued once more: at most twice the requests.
+    let hedged = ObjectSmgr::from_url(&url, &options, ObjectOptions::new(bs, 16)).unwrap();
+    hedged.nblocks(rel, MAIN).await.unwrap();
+    proxy.fault_every_get(key, Some(WireFault::Unavailable));
+    let before = proxy.count("GET", key);
+    let err = hedged.read_to_vec(rel, MAIN, 0, 4).await.unwrap_err();
+    let requests = proxy.count("GET", key) - before;
+    proxy.fault_every_get(key, None);
+    assert!(err.to_string().contains(key), "{err}");
+    assert!(
+        (1 + options.max_retries..=2 * (1 + options.max_retries)).contains(&requests),
+        "{requests} requests with hedging"
+    );
 }

@@ -52,9 +52,16 @@ impl Inner {
             ..GetOptions::default()
         };
         let path = crate::object_path(key)?;
+        self.counts
+            .gets
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        // Hedged up to the first byte (`hedge.rs`): a late request is
+        // issued once more, pinned to the same version.
         let result = self
-            .store
-            .get_opts(&path, options)
+            .hedging
+            .run(self.opts.hedge_after, || {
+                self.store.get_opts(&path, options.clone())
+            })
             .await
             .map_err(|err| crate::error::from_store("read", key, err))?;
         let bytes = result

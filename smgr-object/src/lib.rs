@@ -53,6 +53,7 @@
 #[cfg(feature = "aws-sdk")]
 pub mod aws_sdk;
 mod error;
+mod hedge;
 mod io;
 mod meta;
 mod options;
@@ -105,6 +106,27 @@ pub(crate) struct Inner {
     pub prefetching: std::sync::Mutex<std::collections::HashSet<io::RangeKey>>,
     write_locks: Vec<Arc<tokio::sync::Mutex<()>>>,
     hasher: RandomState,
+    pub hedging: hedge::Hedging,
+    pub counts: Counts,
+}
+
+/// Requests this backend made, for [`ObjectSmgr::stats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counts {
+    pub gets: std::sync::atomic::AtomicU64,
+}
+
+/// What an [`ObjectSmgr`] did so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ObjectStats {
+    /// Ranged GETs of segment data (hedges not counted).
+    pub gets: u64,
+    /// GETs issued a second time because their first byte was late.
+    pub hedged: u64,
+    /// Of those, the ones whose second request answered first.
+    pub hedges_won: u64,
+    /// The first-byte wait after which a GET is hedged now.
+    pub hedge_threshold: Option<std::time::Duration>,
 }
 
 impl fmt::Debug for ObjectSmgr {
@@ -159,9 +181,23 @@ impl ObjectSmgr {
                     .map(|_| Arc::new(tokio::sync::Mutex::new(())))
                     .collect(),
                 hasher: RandomState::new(),
+                hedging: hedge::Hedging::default(),
+                counts: Counts::default(),
                 opts: options,
             }),
         })
+    }
+
+    /// What it did so far: GETs, and how many were hedged.
+    pub fn stats(&self) -> ObjectStats {
+        use std::sync::atomic::Ordering::Relaxed;
+        let inner = &self.inner;
+        ObjectStats {
+            gets: inner.counts.gets.load(Relaxed),
+            hedged: inner.hedging.hedged.load(Relaxed),
+            hedges_won: inner.hedging.second_won.load(Relaxed),
+            hedge_threshold: inner.opts.hedge_after.map(|f| inner.hedging.threshold(f)),
+        }
     }
 
     /// The options it was built with.

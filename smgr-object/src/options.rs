@@ -37,6 +37,10 @@ pub struct ObjectOptions {
     /// out, and the pool's page checksums still verify what such frames
     /// decode to. Turn it on for pages without checksums.
     pub require_frame_checksums: bool,
+    /// Hedge GETs (`None`: never): one whose first byte has not come after
+    /// the larger of this and four times the typical first-byte latency
+    /// is issued once more, and the first answer wins (default 200 ms).
+    pub hedge_after: Option<std::time::Duration>,
 }
 
 impl Default for ObjectOptions {
@@ -50,6 +54,7 @@ impl Default for ObjectOptions {
             conditional_writes: true,
             max_frame_blocks: 256,
             require_frame_checksums: false,
+            hedge_after: Some(std::time::Duration::from_millis(200)),
         }
     }
 }
@@ -86,6 +91,12 @@ impl ObjectOptions {
     /// any checksum.
     pub fn require_frame_checksums(mut self, on: bool) -> Self {
         self.require_frame_checksums = on;
+        self
+    }
+
+    /// The same hedging GETs after at least `floor` (`None`: never).
+    pub fn hedge_after(mut self, floor: Option<std::time::Duration>) -> Self {
+        self.hedge_after = floor;
         self
     }
 

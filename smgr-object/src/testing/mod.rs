@@ -1,5 +1,10 @@
 //! A fault-injecting, request-counting `ObjectStore` wrapper, for testing
-//! this backend (and your own code) against misbehaving stores.
+//! this backend (and your own code) against misbehaving stores, and a
+//! store with a cloud store's timing ([`LatencyStore`]).
+
+mod latency;
+
+pub use latency::{Latency, LatencyCounts, LatencyStore};
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
