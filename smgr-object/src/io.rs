@@ -52,6 +52,8 @@ impl Inner {
             ..GetOptions::default()
         };
         let path = crate::object_path(key)?;
+        // Room for the body first (`in_flight.rs`), held until it is here.
+        let _room = self.in_flight.hold(range.end - range.start).await;
         self.counts
             .gets
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

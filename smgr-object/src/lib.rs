@@ -54,6 +54,7 @@
 pub mod aws_sdk;
 mod error;
 mod hedge;
+mod in_flight;
 mod io;
 mod meta;
 mod options;
@@ -108,6 +109,7 @@ pub(crate) struct Inner {
     hasher: RandomState,
     pub hedging: hedge::Hedging,
     pub counts: Counts,
+    pub in_flight: in_flight::InFlightBytes,
 }
 
 /// Requests this backend made, for [`ObjectSmgr::stats`].
@@ -127,6 +129,9 @@ pub struct ObjectStats {
     pub hedges_won: u64,
     /// The first-byte wait after which a GET is hedged now.
     pub hedge_threshold: Option<std::time::Duration>,
+    /// The most bytes of GETs that were in flight at once (at most
+    /// `ObjectOptions::max_bytes_in_flight`).
+    pub peak_bytes_in_flight: u64,
 }
 
 impl fmt::Debug for ObjectSmgr {
@@ -182,6 +187,7 @@ impl ObjectSmgr {
                     .collect(),
                 hasher: RandomState::new(),
                 hedging: hedge::Hedging::default(),
+                in_flight: in_flight::InFlightBytes::new(options.max_bytes_in_flight),
                 counts: Counts::default(),
                 opts: options,
             }),
@@ -197,6 +203,7 @@ impl ObjectSmgr {
             hedged: inner.hedging.hedged.load(Relaxed),
             hedges_won: inner.hedging.second_won.load(Relaxed),
             hedge_threshold: inner.opts.hedge_after.map(|f| inner.hedging.threshold(f)),
+            peak_bytes_in_flight: inner.in_flight.peak(),
         }
     }
 

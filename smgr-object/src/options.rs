@@ -41,6 +41,11 @@ pub struct ObjectOptions {
     /// the larger of this and four times the typical first-byte latency
     /// is issued once more, and the first answer wins (default 200 ms).
     pub hedge_after: Option<std::time::Duration>,
+    /// Most bytes of GETs in flight at once through this backend (default
+    /// 256 MiB): a GET waits for room before it is issued, so deep streams
+    /// over many forks cannot hold unbounded memory in response bodies. A
+    /// GET larger than the cap waits for all of it.
+    pub max_bytes_in_flight: u64,
 }
 
 impl Default for ObjectOptions {
@@ -55,6 +60,7 @@ impl Default for ObjectOptions {
             max_frame_blocks: 256,
             require_frame_checksums: false,
             hedge_after: Some(std::time::Duration::from_millis(200)),
+            max_bytes_in_flight: 256 << 20,
         }
     }
 }
@@ -91,6 +97,12 @@ impl ObjectOptions {
     /// any checksum.
     pub fn require_frame_checksums(mut self, on: bool) -> Self {
         self.require_frame_checksums = on;
+        self
+    }
+
+    /// The same with at most `bytes` of GETs in flight.
+    pub fn max_bytes_in_flight(mut self, bytes: u64) -> Self {
+        self.max_bytes_in_flight = bytes;
         self
     }
 

@@ -174,6 +174,12 @@ impl<D: Default + Send + 'static> ReadStream<D> {
         } else {
             config.max_ios
         };
+        // Where every read waits for a round trip, depth is what hides it.
+        let max_ios = if max_ios > 0 && !pool.smgr().reads_ahead_sequentially() {
+            config.remote_max_ios.max(1)
+        } else {
+            max_ios
+        };
         ReadStream {
             pool: pool.clone(),
             reader: pool.reader(),
