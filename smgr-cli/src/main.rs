@@ -366,7 +366,7 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
                 verify_options.stream = verify_options.stream.io_combine_bytes(kib.max(1) << 10);
             }
             if let Some(n) = max_ios {
-                verify_options.stream = verify_options.stream.max_ios(n);
+                verify_options.stream = verify_options.stream.max_ios(n).remote_max_ios(n);
             }
             let progress = Arc::new(Progress::default());
             let bar = show_progress(progress.clone(), !json, "blocks");

@@ -101,7 +101,8 @@ impl VerifyOptions {
         VerifyOptions {
             stream: StreamConfig::default()
                 .io_combine_bytes(1 << 20)
-                .max_ios(16),
+                .max_ios(16)
+                .remote_max_ios(16),
             jobs: 64,
             batch_blocks: 1,
             // Bound by round trips, not CPU: one runtime and one pool (and

@@ -98,7 +98,8 @@ async fn run() {
     let gets_before = slow.counts();
     let config = StreamConfig::default()
         .io_combine_bytes(COMBINE)
-        .max_ios(MAX_IOS);
+        .max_ios(MAX_IOS)
+        .remote_max_ios(MAX_IOS);
     let start = Instant::now();
     let mut stream = ReadStream::range(&pool, rel, MAIN, config, StreamFlags::default(), 0..BLOCKS);
     let mut n = 0u32;
