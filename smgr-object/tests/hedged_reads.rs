@@ -42,15 +42,13 @@ async fn a_stalled_get_is_hedged_and_leaves_nothing_behind() {
     write(&writer, rel, 1).await;
 
     // Every second GET (the first, third, …) stalls for 3 s.
-    let slow = Arc::new(LatencyStore::new(
-        memory,
-        Latency {
-            first_byte: Duration::from_millis(5),
-            stall_every: Some(2),
-            stall: Duration::from_secs(3),
-            ..Latency::default()
-        },
-    ));
+    let timing = Latency {
+        first_byte: Duration::from_millis(5),
+        stall_every: Some(2),
+        stall: Duration::from_secs(3),
+        ..Latency::default()
+    };
+    let slow = Arc::new(LatencyStore::new(memory.clone(), timing));
     let reader = ObjectSmgr::new(slow.clone(), "h", options()).unwrap();
     reader.nblocks(rel, MAIN).await.unwrap();
     let started = Instant::now();
@@ -78,7 +76,8 @@ async fn a_stalled_get_is_hedged_and_leaves_nothing_behind() {
     assert_eq!(counts.in_flight, 0, "{counts:?}");
 
     // Hedging off: the stall is waited out.
-    let patient = ObjectSmgr::new(slow.clone(), "h", options().hedge_after(None)).unwrap();
+    let slow = Arc::new(LatencyStore::new(memory, timing));
+    let patient = ObjectSmgr::new(slow, "h", options().hedge_after(None)).unwrap();
     patient.nblocks(rel, MAIN).await.unwrap();
     let started = Instant::now();
     for first in [0, 8] {
@@ -138,4 +137,61 @@ async fn a_hedge_never_mixes_object_versions() {
         "one read returned two versions: {tags:?}"
     );
     assert!(reader.stats().hedged >= 1, "{:?}", reader.stats());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_reads_under_a_pool_leave_it_quiet() {
+    use bufmgr::{BufferPool, PoolConfig};
+    use smgr_api::PageFormat;
+    use streamread::{ReadStream, StreamConfig, StreamFlags};
+
+    let memory: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let writer = ObjectSmgr::new(memory.clone(), "p", options()).unwrap();
+    let rel = RelFileLocator::in_database(5, 16398);
+    writer.create(rel, MAIN).await.unwrap();
+    writer.zero_extend(rel, MAIN, 0, 32).await.unwrap();
+    // Pages the pool verifies: checksummed in its format.
+    let verifier =
+        smgr_api::PageVerifier::new(PageFormat::Native, BlockSize::new(BS as u32).unwrap());
+    let checked = |block: u32| {
+        let mut page = pattern_page(BS, 4, block);
+        verifier.set_checksum(&mut page, block);
+        page
+    };
+    let pages = (0..32).map(|b| PageBuf::copy_from(&checked(b))).collect();
+    writer.writev(rel, MAIN, 0, pages).await.unwrap();
+    // One GET in three stalls for 2 s; reads of 4 blocks, 4 in flight.
+    let slow = Arc::new(LatencyStore::new(
+        memory,
+        Latency {
+            first_byte: Duration::from_millis(2),
+            stall_every: Some(3),
+            stall: Duration::from_secs(2),
+            ..Latency::default()
+        },
+    ));
+    let reader = Arc::new(ObjectSmgr::new(slow.clone(), "p", options()).unwrap());
+    let pool = BufferPool::new(reader.clone(), PoolConfig::new(64, PageFormat::Native)).unwrap();
+    let config = StreamConfig::default()
+        .io_combine_bytes(4 * BS)
+        .remote_max_ios(4);
+    let started = Instant::now();
+    let mut stream = ReadStream::range(&pool, rel, MAIN, config, StreamFlags::default(), 0..32);
+    let mut next = 0;
+    while let Some((buffer, ())) = stream.next_buffer().await.unwrap() {
+        assert_eq!(buffer.tag().block, next);
+        assert!(*buffer.read().unwrap() == checked(next)[..], "block {next}");
+        next += 1;
+    }
+    drop(stream);
+    assert_eq!(next, 32);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a stall was waited out"
+    );
+    assert!(reader.stats().hedged >= 1, "{:?}", reader.stats());
+    // The stalled GETs that lost were dropped: nothing of theirs is in
+    // flight, and no frame is pinned, lent or in I/O.
+    assert_eq!(slow.counts().in_flight, 0, "{:?}", slow.counts());
+    assert!(pool.census().is_quiet(), "{:?}", pool.census());
 }

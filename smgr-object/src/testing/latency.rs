@@ -27,7 +27,9 @@ pub struct Latency {
     /// Bytes per second one GET's body arrives at (`None`: at once).
     pub bytes_per_second: Option<u64>,
     /// One GET in this many (the first, the N+1st, the 2N+1st, …) stalls
-    /// for `stall` more before its first byte (`None`: none).
+    /// for `stall` more before its first byte (`None`: none). A GET of
+    /// the same object range as one that stalled (its hedge, a retry)
+    /// never stalls: on a real store it reaches another server.
     pub stall_every: Option<u64>,
     /// How long a stalled GET waits, besides `first_byte`.
     pub stall: Duration,
@@ -58,6 +60,8 @@ pub struct LatencyStore {
     abandoned: Arc<AtomicU64>,
     in_flight: Arc<AtomicUsize>,
     most_in_flight: Arc<AtomicUsize>,
+    /// (object, range) of the GETs that stalled.
+    stalled: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl fmt::Debug for LatencyStore {
@@ -86,6 +90,7 @@ impl LatencyStore {
             abandoned: Arc::new(AtomicU64::new(0)),
             in_flight: Arc::new(AtomicUsize::new(0)),
             most_in_flight: Arc::new(AtomicUsize::new(0)),
+            stalled: std::sync::Mutex::default(),
         }
     }
 
@@ -153,8 +158,16 @@ impl ObjectStore for LatencyStore {
             .stall_every
             .is_some_and(|every| every > 0 && (n - 1) % every == 0)
         {
-            self.stalls.fetch_add(1, Relaxed);
-            wait += self.latency.stall;
+            let what = format!("{location} {:?}", options.range);
+            let first_time = self
+                .stalled
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(what);
+            if first_time {
+                self.stalls.fetch_add(1, Relaxed);
+                wait += self.latency.stall;
+            }
         }
         tokio::time::sleep(wait).await;
         let mut result = self.inner.get_opts(location, options).await?;
