@@ -25,7 +25,9 @@ pub struct StreamConfig {
     /// object stores, where one request costs milliseconds).
     pub io_combine_bytes: usize,
     /// Reads in flight at once (`effective_io_concurrency`, 16 by default,
-    /// as PostgreSQL 18). 0 means synchronous reads, one at a time.
+    /// as PostgreSQL 18). 0 means synchronous reads, one at a time. On a
+    /// backend without read-ahead (an object store) `remote_max_ios`
+    /// applies instead, unless this is 0.
     pub max_ios: usize,
     /// Reads in flight at once for `maintenance` streams
     /// (`maintenance_io_concurrency`).

@@ -64,9 +64,13 @@ async fn setup(frames: usize) -> (BufferPool, Arc<FaultySmgr>) {
     (pool, smgr)
 }
 
-/// Runs of two blocks, two reads in flight.
+/// Runs of two blocks, two reads in flight (the memory backend has no
+/// read-ahead, so its depth is `remote_max_ios`).
 fn stream(pool: &BufferPool) -> ReadStream<()> {
-    let config = StreamConfig::default().max_ios(2).io_combine_bytes(2 * BS);
+    let config = StreamConfig::default()
+        .max_ios(2)
+        .remote_max_ios(2)
+        .io_combine_bytes(2 * BS);
     let flags = StreamFlags {
         full: true,
         ..StreamFlags::default()
