@@ -30,7 +30,8 @@ impl ClusterFiles {
     /// Reads them at `location`. A control file that is there but cannot
     /// be read or is not one is an error naming it.
     pub async fn read(location: &Location, options: &LocationOptions) -> Result<Self, Error> {
-        let control = match location.read_small_file(options, CONTROL_FILE).await? {
+        let source = FileSource::new(location, options)?;
+        let control = match source.read(CONTROL_FILE).await? {
             Some(bytes) => Some(ControlFile::parse(&bytes).map_err(|why| {
                 Error::io(
                     "read the control file",
@@ -40,14 +41,11 @@ impl ClusterFiles {
             })?),
             None => None,
         };
-        let major_version = location
-            .read_small_file(options, VERSION_FILE)
-            .await?
-            .and_then(|bytes| {
-                let text = String::from_utf8(bytes).ok()?;
-                let major = text.trim();
-                (!major.is_empty()).then(|| major.to_owned())
-            });
+        let major_version = source.read(VERSION_FILE).await?.and_then(|bytes| {
+            let text = String::from_utf8(bytes).ok()?;
+            let major = text.trim();
+            (!major.is_empty()).then(|| major.to_owned())
+        });
         Ok(ClusterFiles {
             control,
             major_version,
@@ -131,16 +129,32 @@ impl ClusterFiles {
     }
 }
 
-impl Location {
-    /// The bytes of a small file of the cluster (`global/pg_control`),
-    /// `None` if there is none.
-    pub async fn read_small_file(
-        &self,
-        options: &LocationOptions,
-        relative: &str,
-    ) -> Result<Option<Vec<u8>>, Error> {
+/// Where a location's own small files are read from: the store is built
+/// once for all of them.
+enum FileSource {
+    Local(std::path::PathBuf),
+    Object {
+        store: std::sync::Arc<dyn object_store::ObjectStore>,
+        prefix: String,
+    },
+}
+
+impl FileSource {
+    fn new(location: &Location, options: &LocationOptions) -> Result<Self, Error> {
+        Ok(match location {
+            Location::Local(dir) => FileSource::Local(dir.clone()),
+            Location::Object(url) => {
+                let (store, prefix, _) = smgr_object::store_from_url(url, &options.store)?;
+                FileSource::Object { store, prefix }
+            }
+        })
+    }
+
+    /// The bytes of a small file (`global/pg_control`), `None` if there
+    /// is none.
+    async fn read(&self, relative: &str) -> Result<Option<Vec<u8>>, Error> {
         match self {
-            Location::Local(dir) => {
+            FileSource::Local(dir) => {
                 let path = dir.join(relative);
                 match tokio::fs::read(&path).await {
                     Ok(bytes) => Ok(Some(bytes)),
@@ -148,9 +162,8 @@ impl Location {
                     Err(err) => Err(Error::io("read", path.display().to_string(), err)),
                 }
             }
-            Location::Object(url) => {
-                let (store, prefix, _) = smgr_object::store_from_url(url, &options.store)?;
-                let key = key_under(&prefix, relative);
+            FileSource::Object { store, prefix } => {
+                let key = key_under(prefix, relative);
                 let fail = |err: object_store::Error| {
                     Error::io("read", key.clone(), std::io::Error::other(err))
                 };
@@ -162,7 +175,9 @@ impl Location {
             }
         }
     }
+}
 
+impl Location {
     /// A file of the location as messages name it.
     pub fn file(&self, relative: &str) -> String {
         match self {

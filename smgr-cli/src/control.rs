@@ -11,8 +11,6 @@
 //! everything before it must match at one of those three places. A
 //! reading that is off by a field is never believed.
 
-use std::path::Path;
-
 /// `floatFormat`'s value, `FLOATFORMAT_VALUE` in `pg_control.h`.
 const FLOAT_FORMAT: f64 = 1234567.0;
 /// Bytes from `floatFormat` to `crc`: eight `uint32`s, `float8ByVal`
@@ -69,20 +67,6 @@ pub struct ControlFile {
 }
 
 impl ControlFile {
-    /// Reads `global/pg_control` under `data_dir`: `Ok(None)` if there is
-    /// none (a directory of relation files that is not a whole cluster),
-    /// an error naming the file if it cannot be read or is not one.
-    pub fn read(data_dir: &Path) -> Result<Option<ControlFile>, String> {
-        let path = data_dir.join("global/pg_control");
-        match std::fs::read(&path) {
-            Ok(bytes) => ControlFile::parse(&bytes)
-                .map(Some)
-                .map_err(|why| format!("{}: {why}", path.display())),
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(err) => Err(format!("could not read {}: {err}", path.display())),
-        }
-    }
-
     /// Parses the bytes of a `pg_control` file.
     pub fn parse(bytes: &[u8]) -> Result<ControlFile, String> {
         let u32_at = |at: usize| -> Option<u32> {

@@ -1,6 +1,7 @@
 //! Where a data directory is: a local path or an object-store URL, opened
 //! as a storage manager plus a listing of its relation files.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -80,6 +81,17 @@ impl std::fmt::Display for Location {
     }
 }
 
+/// What [`Opened::list`] found.
+#[derive(Clone, Debug, Default)]
+pub struct Listing {
+    /// The files `pg_checksums` would look at, sorted by path.
+    pub files: Vec<ListedFile>,
+    /// For a bucket, every object under the prefix by key relative to it,
+    /// with its stored size (what the upload manifest is checked against);
+    /// `None` for a directory.
+    pub objects: Option<BTreeMap<String, u64>>,
+}
+
 /// An opened location: the storage manager to read through, and a way to
 /// list the files `pg_checksums` would look at.
 pub struct Opened {
@@ -140,25 +152,40 @@ impl Location {
 }
 
 impl Opened {
+    /// The object store and key prefix it reads, for a bucket; `None` for
+    /// a directory.
+    pub fn object_store(&self) -> Option<(&dyn ObjectStore, &str)> {
+        match &self.source {
+            Source::Local(_) => None,
+            Source::Object { store, prefix, .. } => Some((store.as_ref(), prefix)),
+        }
+    }
+
     /// Every file under the relation directories that `pg_checksums` would
-    /// not skip by its name, sorted by path.
-    pub async fn list(&self) -> Result<Vec<ListedFile>> {
-        let mut files = match &self.source {
+    /// not skip by its name, sorted by path; for a bucket, every object
+    /// under the prefix too, from the same LIST.
+    pub async fn list(&self) -> Result<Listing> {
+        let (mut files, objects) = match &self.source {
             Source::Local(dir) => {
                 let dir = dir.clone();
                 let naming = self.naming.clone();
-                tokio::task::spawn_blocking(move || walk_local(&dir, &naming))
+                let files = tokio::task::spawn_blocking(move || walk_local(&dir, &naming))
                     .await
-                    .map_err(|e| Error::io("list", "data directory", std::io::Error::other(e)))??
+                    .map_err(|e| Error::io("list", "data directory", std::io::Error::other(e)))??;
+                (files, None)
             }
             Source::Object {
                 store,
                 prefix,
                 backend,
-            } => list_objects(store.as_ref(), prefix, &self.naming, backend).await?,
+            } => {
+                let (files, objects) =
+                    list_objects(store.as_ref(), prefix, &self.naming, backend).await?;
+                (files, Some(objects))
+            }
         };
         files.sort();
-        Ok(files)
+        Ok(Listing { files, objects })
     }
 }
 
@@ -201,7 +228,7 @@ async fn list_objects(
     prefix: &str,
     naming: &PathNaming,
     backend: &ObjectSmgr,
-) -> Result<Vec<ListedFile>> {
+) -> Result<(Vec<ListedFile>, BTreeMap<String, u64>)> {
     let root = smgr_object::object_path(prefix)?;
     let metas: Vec<_> = store
         .list(if prefix.is_empty() { None } else { Some(&root) })
@@ -209,11 +236,13 @@ async fn list_objects(
         .await
         .map_err(|e| Error::io("list", format!("{prefix}/"), std::io::Error::other(e)))?;
     let mut listed = Vec::new();
+    let mut objects = BTreeMap::new();
     let mut cluster_keys = false;
     for meta in metas {
         let Some(relative) = relative_key(prefix, meta.location.as_ref()) else {
             continue;
         };
+        objects.insert(relative.to_owned(), meta.size);
         // A compressed segment object: its key without `.zst` names the
         // file, and its seek table (one ranged GET of its tail) the size.
         let (path, compressed) = match relative.strip_suffix(COMPRESSED_SUFFIX) {
@@ -267,7 +296,7 @@ async fn list_objects(
         .buffer_unordered(16)
         .try_collect()
         .await?;
-    Ok(files)
+    Ok((files, objects))
 }
 
 /// Walks the relation directories of a local data directory as

@@ -11,14 +11,13 @@
 
 use std::collections::BTreeMap;
 
-use futures::TryStreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 use smgr_api::{Error, PathNaming};
 use smgr_object::seekable::COMPRESSED_SUFFIX;
 
 use crate::inventory::Problem;
-use crate::location::{key_under, relative_key};
+use crate::location::key_under;
 
 /// The manifest's key under the prefix.
 pub const MANIFEST_NAME: &str = "smgr-manifest.json";
@@ -73,25 +72,15 @@ impl Manifest {
     }
 }
 
-/// Checks the objects under `prefix` against the manifest there, if any,
-/// and for segments stored both plain and compressed.
+/// Checks `objects`, every object under `prefix` by relative key with its
+/// size (`Listing::objects`), against the manifest there, if any, and
+/// for segments stored both plain and compressed.
 pub async fn check_bucket(
     store: &dyn ObjectStore,
     prefix: &str,
     naming: &PathNaming,
+    mut objects: BTreeMap<String, u64>,
 ) -> Result<BucketCheck, Error> {
-    let root = smgr_object::object_path(prefix)?;
-    let listed: Vec<object_store::ObjectMeta> = store
-        .list(if prefix.is_empty() { None } else { Some(&root) })
-        .try_collect()
-        .await
-        .map_err(|err| store_error("list", &format!("{prefix}/"), err))?;
-    let mut objects = BTreeMap::new();
-    for meta in &listed {
-        if let Some(relative) = relative_key(prefix, meta.location.as_ref()) {
-            objects.insert(relative.to_owned(), meta.size);
-        }
-    }
     let mut check = BucketCheck::default();
     for key in objects.keys() {
         if let Some(plain) = key.strip_suffix(COMPRESSED_SUFFIX) {

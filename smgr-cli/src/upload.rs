@@ -97,7 +97,7 @@ pub async fn upload(
     })?;
     let local = location.open(options)?;
     let inventory = Inventory::build(
-        local.list().await?,
+        local.list().await?.files,
         &options.naming,
         options.block_size,
         options.segment_blocks,

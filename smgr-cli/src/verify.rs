@@ -312,7 +312,8 @@ pub async fn verify_location(
         },
     )?;
     let opened = location.open(options)?;
-    let files = opened.list().await?;
+    let listing = opened.list().await?;
+    let (files, objects) = (listing.files, listing.objects);
     cluster.require_control(location, options, "verify the cluster at")?;
     tracing::debug!(files = files.len(), elapsed = ?started.elapsed(), "listed {location}");
     let inventory = Inventory::build(
@@ -333,9 +334,8 @@ pub async fn verify_location(
         progress,
     )
     .await?;
-    if let Location::Object(url) = location {
-        let (store, prefix, _) = smgr_object::store_from_url(url, &options.store)?;
-        let check = check_bucket(store.as_ref(), &prefix, &options.naming).await?;
+    if let (Some((store, prefix)), Some(objects)) = (opened.object_store(), objects) {
+        let check = check_bucket(store, prefix, &options.naming, objects).await?;
         report.problems.extend(check.problems);
         report.problems.sort();
         report.warnings.extend(check.warnings);

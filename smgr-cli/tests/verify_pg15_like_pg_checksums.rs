@@ -34,9 +34,10 @@ fn the_clean_cluster_verifies_like_pg_checksums_locally_and_on_s3() {
     assert_eq!(theirs.code, 0, "{theirs:?}");
     assert!(bad.is_empty());
     // Its pg_control read as pg_controldata prints it.
-    let control = smgr_cli::control::ControlFile::read(&cluster.data)
-        .unwrap()
-        .unwrap();
+    let control = smgr_cli::control::ControlFile::parse(
+        &std::fs::read(cluster.data.join(smgr_cli::cluster::CONTROL_FILE)).unwrap(),
+    )
+    .unwrap();
     assert_eq!(
         (
             control.version,

@@ -203,7 +203,7 @@ pub fn store_from_url(
             for (key, value) in config_keys::<AmazonS3ConfigKey>(store)? {
                 builder = builder.with_config(key, value);
             }
-            builder = s3_shortcuts(builder, store)?.with_retry(store.retry());
+            builder = s3_shortcuts(builder, store).with_retry(store.retry());
             Arc::new(builder.build().map_err(configure)?)
         }
         ObjectStoreScheme::GoogleCloudStorage => {
@@ -278,7 +278,7 @@ fn config_keys<K: std::str::FromStr>(store: &StoreOptions) -> Result<Vec<(K, &st
 
 /// The S3 shortcuts of `StoreOptions`, over what the environment, the URL
 /// and the explicit options set.
-fn s3_shortcuts(mut builder: AmazonS3Builder, store: &StoreOptions) -> Result<AmazonS3Builder> {
+fn s3_shortcuts(mut builder: AmazonS3Builder, store: &StoreOptions) -> AmazonS3Builder {
     if let Some(endpoint) = &store.endpoint {
         // An http:// endpoint the caller names is meant to be used: allow
         // it, unless the environment or an option already decided.
@@ -317,7 +317,7 @@ fn s3_shortcuts(mut builder: AmazonS3Builder, store: &StoreOptions) -> Result<Am
             }
         }
     }
-    Ok(builder)
+    builder
 }
 
 /// Plain HTTP carries request signatures and data in the clear: fine on
