@@ -161,6 +161,14 @@ impl Opened {
         }
     }
 
+    /// What the object-store backend did so far; `None` for a directory.
+    pub fn object_stats(&self) -> Option<smgr_object::ObjectStats> {
+        match &self.source {
+            Source::Local(_) => None,
+            Source::Object { backend, .. } => Some(backend.stats()),
+        }
+    }
+
     /// Every file under the relation directories that `pg_checksums` would
     /// not skip by its name, sorted by path; for a bucket, every object
     /// under the prefix too, from the same LIST.

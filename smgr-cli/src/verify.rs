@@ -201,6 +201,25 @@ pub struct VerifyReport {
     pub hits: u64,
     /// Wall time, in seconds.
     pub seconds: f64,
+    /// For a bucket, the requests its pages took.
+    pub object_requests: Option<ObjectRequests>,
+}
+
+/// What reading a bucket's pages cost in requests and memory.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct ObjectRequests {
+    /// Ranged GETs of segment data.
+    pub gets: u64,
+    /// Bytes they asked for.
+    pub bytes: u64,
+    /// GETs issued a second time because their first byte was late.
+    pub hedged: u64,
+    /// The most bytes of GETs in flight at once.
+    pub peak_bytes_in_flight: u64,
+    /// The most bytes prefetch and read-ahead held at once.
+    pub peak_window_bytes: u64,
+    /// Bytes read ahead that left unread (fetched in vain).
+    pub window_bytes_unread: u64,
 }
 
 impl VerifyReport {
@@ -273,6 +292,18 @@ impl VerifyReport {
             self.reads,
             self.blocks_read as f64 / self.reads.max(1) as f64
         );
+        if let Some(r) = &self.object_requests {
+            let _ = writeln!(
+                out,
+                "Requests:        {} GETs of {:.2} MiB on average, {} hedged; at most {:.0} MiB in flight, {:.0} MiB read ahead ({:.0} MiB of it unread)",
+                r.gets,
+                r.bytes as f64 / r.gets.max(1) as f64 / (1 << 20) as f64,
+                r.hedged,
+                r.peak_bytes_in_flight as f64 / (1 << 20) as f64,
+                r.peak_window_bytes as f64 / (1 << 20) as f64,
+                r.window_bytes_unread as f64 / (1 << 20) as f64
+            );
+        }
         out
     }
 }
@@ -341,6 +372,14 @@ pub async fn verify_location(
         report.warnings.extend(check.warnings);
     }
     report.location = location.to_string();
+    report.object_requests = opened.object_stats().map(|s| ObjectRequests {
+        gets: s.gets,
+        bytes: s.bytes,
+        hedged: s.hedged,
+        peak_bytes_in_flight: s.peak_bytes_in_flight,
+        peak_window_bytes: s.peak_window_bytes,
+        window_bytes_unread: s.window_bytes_unread,
+    });
     tracing::debug!(elapsed = ?started.elapsed(), "verified {location}");
     Ok(report)
 }

@@ -3,10 +3,13 @@
 //! arriving at 60 MiB/s (one S3 request's typical bandwidth), side by side
 //! in one run:
 //!
-//! - a 1 GiB relation scanned by one stream (1 MiB reads, 64 and 256 in
-//!   flight) against the bound `in-flight × 60 MiB/s` and against the
-//!   same scan with no latency at all (the CPU's ceiling);
-//! - the same with one GET in 50 stalled for 2 s, hedging on (and off);
+//! - a 1 GiB relation scanned by one stream with the defaults (128 KiB
+//!   reads, 64 in flight; the backend's GETs growing to 8 MiB and running
+//!   128 MiB ahead), against the bound `requests in flight × 60 MiB/s`
+//!   and the same scan with no latency at all (the CPU's ceiling); against
+//!   one GET per 128 KiB read (no read-ahead, as before); and 256 MiB
+//!   ahead;
+//! - the same with one GET in 50 stalled for 2 s, hedging on and off;
 //! - 10,000 one-block relations read by 64 tasks against the bound
 //!   `count × 20 ms / 64`;
 //! - the peak bytes in flight and the process's peak memory.
@@ -34,7 +37,6 @@ const BIG_BLOCKS: u32 = 131072; // 1 GiB of 8 KiB blocks: one segment
 const SMALL_RELATIONS: u32 = 10_000;
 const FIRST_BYTE: Duration = Duration::from_millis(20);
 const PER_REQUEST: u64 = 60 << 20; // bytes per second
-const COMBINE: usize = 1 << 20;
 const TASKS: usize = 64;
 
 fn main() {
@@ -63,30 +65,52 @@ fn latency(stall_every: Option<u64>) -> Latency {
     }
 }
 
-/// Scans the big relation once; (seconds, GETs, hedged, peak bytes in
-/// flight).
-async fn scan(
-    memory: &Arc<dyn ObjectStore>,
-    latency: Latency,
-    hedge: bool,
+/// How one scan reads.
+#[derive(Clone, Copy)]
+struct Setup {
+    /// Stream reads (`io_combine_limit`).
+    combine: usize,
+    /// Stream reads in flight.
     depth: usize,
-) -> (f64, u64, u64, u64) {
+    /// Largest GET (`max_request_bytes`).
+    request: u64,
+    /// `read_ahead_bytes`.
+    ahead: u64,
+    hedge: bool,
+}
+
+/// What one scan did.
+struct Scanned {
+    seconds: f64,
+    stats: smgr_object::ObjectStats,
+    most_gets: usize,
+    peak_mib: f64,
+}
+
+/// Scans the big relation once.
+async fn scan(memory: &Arc<dyn ObjectStore>, latency: Latency, setup: Setup) -> Scanned {
     let slow = Arc::new(LatencyStore::new(memory.clone(), latency));
-    let mut options = ObjectOptions::default();
-    if !hedge {
+    // A cap of its own per scan, so each peak is its own.
+    let mut options = ObjectOptions::default()
+        .max_bytes_in_flight(256 << 20)
+        .max_request_bytes(setup.request)
+        .read_ahead_bytes(setup.ahead);
+    if !setup.hedge {
         options = options.hedge_after(None);
     }
-    let smgr = Arc::new(ObjectSmgr::new(slow, "bench", options).unwrap());
+    let smgr = Arc::new(ObjectSmgr::new(slow.clone(), "bench", options).unwrap());
     let rel = RelFileLocator::in_database(5, 16396);
     smgr.nblocks(rel, MAIN).await.unwrap();
-    // One reader: the stream may pin (DEPTH + 1) reads' worth (the
+    // One reader: the stream may pin (depth + 1) reads' worth (the
     // pool's per-reader share would otherwise cut its depth).
-    let frames = (depth + 2) * (COMBINE / 8192);
+    let frames = (setup.depth + 2) * (setup.combine / 8192);
     let config = PoolConfig::new(frames, PageFormat::Native).max_readers(1);
     let pool = BufferPool::new(smgr.clone(), config).unwrap();
     let config = StreamConfig::default()
-        .io_combine_bytes(COMBINE)
-        .remote_max_ios(depth);
+        .io_combine_bytes(setup.combine)
+        .remote_max_ios(setup.depth);
+    reset_peak_rss();
+    let baseline = rss_mib();
     let started = Instant::now();
     let mut stream = ReadStream::range(
         &pool,
@@ -103,13 +127,12 @@ async fn scan(
     }
     let seconds = started.elapsed().as_secs_f64();
     assert_eq!(blocks, BIG_BLOCKS);
-    let stats = smgr.stats();
-    (
+    Scanned {
         seconds,
-        stats.gets,
-        stats.hedged,
-        stats.peak_bytes_in_flight,
-    )
+        stats: smgr.stats(),
+        most_gets: slow.counts().most_in_flight,
+        peak_mib: peak_rss_mib() - baseline,
+    }
 }
 
 async fn small_relations(memory: &Arc<dyn ObjectStore>) -> f64 {
@@ -144,12 +167,27 @@ async fn small_relations(memory: &Arc<dyn ObjectStore>) -> f64 {
 }
 
 fn peak_rss_mib() -> f64 {
+    status_mib("VmHWM:")
+}
+
+fn rss_mib() -> f64 {
+    status_mib("VmRSS:")
+}
+
+/// A size line of /proc/self/status, in MiB.
+fn status_mib(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// Starts the peak (VmHWM) again from what the process holds now.
+fn reset_peak_rss() {
+    // Linux: writing 5 to clear_refs resets the peak resident set size.
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 async fn run() {
@@ -171,43 +209,100 @@ async fn run() {
         memory.put(&key, PutPayload::from(page(0))).await.unwrap();
     }
 
-    let request_seconds = FIRST_BYTE.as_secs_f64() + COMBINE as f64 / PER_REQUEST as f64;
     let mib = f64::from(BIG_BLOCKS) * 8192.0 / f64::from(1 << 20);
-    println!("20 ms to first byte, 60 MiB/s per request; stream: 1 MiB reads; 2 worker threads");
-    println!("| what | time | MiB/s | against |");
-    println!("|---|---|---|---|");
-    let (cpu, _, _, _) = scan(&memory, Latency::default(), true, 64).await;
-    println!(
-        "| 1 GiB scan, no latency at all (the CPU's ceiling: copy and checksum) | {cpu:.2} s | {:.0} | |",
-        mib / cpu
+    let per_request = PER_REQUEST as f64 / f64::from(1 << 20);
+    println!("20 ms to first byte, 60 MiB/s per request, 1 in 50 GETs stalled 2 s where said; 2 worker threads");
+    println!("| what | time | MiB/s | GETs (mean size) | most GETs at once | peak bytes in flight | peak windows | peak RSS over the start | against |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let row = |what: &str, r: &Scanned, against: String| {
+        let s = &r.stats;
+        println!(
+            "| {what} | {:.2} s | {:.0} | {} ({:.2} MiB) | {} | {:.0} MiB | {:.0} MiB | {:.0} MiB | {against} |",
+            r.seconds,
+            mib / r.seconds,
+            s.gets,
+            s.bytes as f64 / s.gets.max(1) as f64 / f64::from(1 << 20),
+            r.most_gets,
+            s.peak_bytes_in_flight as f64 / f64::from(1 << 20),
+            s.peak_window_bytes as f64 / f64::from(1 << 20),
+            r.peak_mib,
+        );
+    };
+    // The defaults a user gets: 128 KiB stream reads, 64 in flight,
+    // requests growing to 8 MiB, 128 MiB read ahead.
+    let default = Setup {
+        combine: 128 << 10,
+        depth: 64,
+        request: 8 << 20,
+        ahead: 128 << 20,
+        hedge: true,
+    };
+    let cpu = scan(&memory, Latency::default(), default).await;
+    row(
+        "1 GiB scan, defaults, no latency at all (the CPU's ceiling)",
+        &cpu,
+        String::new(),
     );
-    for depth in [64usize, 256] {
-        let bound = (depth * COMBINE) as f64 / request_seconds / f64::from(1 << 20);
-        let (plain, gets, _, peak) = scan(&memory, latency(None), true, depth).await;
-        println!(
-            "| 1 GiB scan, {depth} reads in flight | {plain:.2} s | {:.0} | bound {bound:.0} MiB/s ({depth} x 1 MiB per {:.1} ms): {:.2}; the CPU's ceiling: {:.2} |",
-            mib / plain,
-            request_seconds * 1000.0,
-            mib / plain / bound,
-            cpu / plain
+    // Small requests: what this backend did before large requests (each
+    // advised 128 KiB run one GET).
+    let small_requests = Setup {
+        request: 128 << 10,
+        ahead: 0,
+        ..default
+    };
+    let before = scan(&memory, latency(None), small_requests).await;
+    let bound = 64.0 * 0.125 / (FIRST_BYTE.as_secs_f64() + 0.125 / per_request);
+    row(
+        "1 GiB scan, 128 KiB GETs (no read-ahead: as before)",
+        &before,
+        format!(
+            "bound {bound:.0} MiB/s (64 x 128 KiB per 22 ms): {:.2}",
+            mib / before.seconds / bound
+        ),
+    );
+    for (what, ahead) in [
+        ("defaults (128 MiB ahead)", 128u64 << 20),
+        ("256 MiB ahead", 256 << 20),
+    ] {
+        let setup = Setup { ahead, ..default };
+        let plain = scan(&memory, latency(None), setup).await;
+        let requests = (ahead / setup.request) as f64;
+        let bound = (requests * per_request).min(mib / cpu.seconds);
+        row(
+            &format!("1 GiB scan, {what}"),
+            &plain,
+            format!(
+                "bound {bound:.0} MiB/s (min of {requests:.0} x 60 MiB/s and the CPU's ceiling): **{:.2}**; {:.1}x the small requests' speed",
+                mib / plain.seconds / bound,
+                before.seconds / plain.seconds
+            ),
         );
-        let (stalled, _, hedged, _) = scan(&memory, latency(Some(50)), true, depth).await;
-        println!(
-            "| the same, 1 GET in 50 stalled 2 s, hedging on | {stalled:.2} s | {:.0} | no stalls: {:.2}x the time; {hedged} GETs hedged |",
-            mib / stalled,
-            stalled / plain
+        let stalled = scan(&memory, latency(Some(50)), setup).await;
+        row(
+            "the same, stalls, hedging on",
+            &stalled,
+            format!(
+                "**{:.2}x** the time without stalls; {} hedged",
+                stalled.seconds / plain.seconds,
+                stalled.stats.hedged
+            ),
         );
-        if depth == 256 {
-            let (off, _, _, _) = scan(&memory, latency(Some(50)), false, depth).await;
-            println!(
-                "| the same, hedging off | {off:.2} s | {:.0} | no stalls: {:.2}x the time |",
-                mib / off,
-                off / plain
-            );
-        }
-        println!(
-            "| (GETs {gets}, peak bytes in flight {:.0} MiB) | | | |",
-            peak as f64 / f64::from(1 << 20)
+        let off = scan(
+            &memory,
+            latency(Some(50)),
+            Setup {
+                hedge: false,
+                ..setup
+            },
+        )
+        .await;
+        row(
+            "the same, stalls, hedging off",
+            &off,
+            format!(
+                "{:.2}x the time without stalls",
+                off.seconds / plain.seconds
+            ),
         );
     }
     let small = small_relations(&memory).await;
@@ -217,7 +312,6 @@ async fn run() {
         small_bound / small
     );
     println!(
-        "peak memory of the process {:.0} MiB (the store holds 1.1 GiB of it; the bytes-in-flight cap is 256 MiB)",
-        peak_rss_mib()
+        "peak RSS over the scan's start (pool and store already there); windows hold slices of the in-memory store's objects here, so they show in the windows column, not in RSS; caps: windows 256 MiB (prefetch_cache_bytes), bytes in flight 256 MiB"
     );
 }

@@ -6,7 +6,9 @@
 //!
 //! "Late" is `max(floor, 4 × the typical first-byte latency)`: the typical
 //! latency is a moving average of what this backend's GETs saw, each
-//! sample capped at the current threshold so that stalls do not raise it.
+//! sample capped at the current threshold, so that a stall raises it only
+//! a little while a store that answers every request late raises it
+//! until it is above what the store takes.
 //! Both requests carry the same `If-Match` and version, so whichever wins,
 //! the bytes are of the version the read is pinned to.
 
@@ -74,7 +76,7 @@ impl Hedging {
         tokio::pin!(second);
         // The first answer that is not an error wins; an error waits for
         // the other request, which may still succeed.
-        tokio::select! {
+        let answer = tokio::select! {
             answer = &mut first => match answer {
                 Ok(found) => Ok(found),
                 Err(_) => second.await.inspect(|_| {
@@ -88,6 +90,39 @@ impl Hedging {
                 }
                 Err(_) => first.await,
             },
+        };
+        // A late answer counts too, at the threshold: when every request
+        // is late (a store, or this machine, overloaded) the threshold
+        // rises instead of every GET being sent twice.
+        if answer.is_ok() {
+            self.observe(started.elapsed(), floor);
         }
+        answer
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_store_late_for_every_request_raises_the_threshold() {
+        let hedging = Hedging::default();
+        let floor = Duration::from_millis(5);
+        let slow = || async {
+            tokio::time::sleep(Duration::from_millis(12)).await;
+            Ok::<(), ()>(())
+        };
+        for _ in 0..5 {
+            assert!(hedging.run(Some(floor), slow).await.is_ok());
+        }
+        // The first was hedged; the threshold then rose above 12 ms.
+        assert!(hedging.hedged.load(Relaxed) >= 1);
+        assert!(hedging.threshold(floor) > Duration::from_millis(12));
+        let before = hedging.hedged.load(Relaxed);
+        for _ in 0..10 {
+            assert!(hedging.run(Some(floor), slow).await.is_ok());
+        }
+        assert_eq!(hedging.hedged.load(Relaxed), before, "still hedging");
     }
 }

@@ -4,25 +4,16 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use object_store::{
     GetOptions, GetRange, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion,
 };
 use smgr_api::{Error, ForkNumber, PageBuf, RelFileLocator, Result};
 
 use crate::meta::{join, SegmentMeta};
+use crate::readahead::{Filling, ObjectVersion, Part};
 use crate::seekable::{FrameDecompressor, Patch, Rewrite, SeekTable};
 use crate::Inner;
-
-/// What the prefetch cache is keyed by: the object, its version, the range.
-/// Bytes of another version can never be served for a read that expects
-/// this one.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub(crate) struct RangeKey {
-    pub key: String,
-    pub e_tag: Option<String>,
-    pub start: u64,
-    pub end: u64,
-}
 
 impl Inner {
     /// The object key of a segment.
@@ -53,10 +44,12 @@ impl Inner {
         };
         let path = crate::object_path(key)?;
         // Room for the body first (`in_flight.rs`), held until it is here.
-        let _room = self.in_flight.hold(range.end - range.start).await;
-        self.counts
-            .gets
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let _room = self
+            .opts
+            .bytes_in_flight
+            .hold(range.end - range.start)
+            .await;
+        self.count_get(range.end - range.start);
         // Hedged up to the first byte (`hedge.rs`): a late request is
         // issued once more, pinned to the same version.
         let result = self
@@ -83,61 +76,150 @@ impl Inner {
         Ok(bytes)
     }
 
-    /// `get_range` through the prefetch cache. A range that `prefetch` asked
-    /// for goes through the cache: the read joins the GET in flight (single
-    /// flight), takes the cached bytes, or, if the prefetch task has not run
-    /// yet, does the GET itself and leaves the bytes for that task to find,
-    /// so it never fetches them again. Entries expire once idle. Any other
-    /// range is a plain GET that does not fill the cache.
-    pub async fn fetch(&self, key: &str, seg: &SegmentMeta, range: Range<u64>) -> Result<Bytes> {
-        let cache_key = RangeKey {
-            key: key.to_owned(),
-            e_tag: seg.e_tag.clone(),
-            start: range.start,
-            end: range.end,
-        };
-        if !self.is_prefetching(&cache_key) && !self.prefetched.contains_key(&cache_key) {
-            return self.get_range(key, seg, range).await;
-        }
-        self.prefetched
-            .try_get_with(cache_key, self.get_range_owned(key, seg, range))
-            .await
-            .map_err(|err| copy_error(&err))
-    }
-
-    /// [`get_range`](Self::get_range) for the prefetch cache: the bytes in
-    /// an allocation of their own. A store may hand back a slice of a
-    /// larger buffer (the in-memory store returns a view of the whole
-    /// object), and a cached slice would keep all of it alive while the
-    /// cache counts only the slice: found by the soak run, where replaced
-    /// segment objects piled up to gigabytes.
-    pub async fn get_range_owned(
-        &self,
+    /// Bytes `range` of a segment object, in pieces that follow one
+    /// another. Through the windows of `readahead.rs`: a range that
+    /// `prefetch` advised, or that a sequential reader reaches, is served
+    /// from a window's GET as soon as its bytes have arrived (joining that
+    /// GET, so prefetch + read is one request in either order; a part no
+    /// window holds is a GET of just that part); any other range is a
+    /// plain GET that leaves nothing behind.
+    pub async fn fetch(
+        self: &Arc<Self>,
         key: &str,
         seg: &SegmentMeta,
         range: Range<u64>,
-    ) -> Result<Bytes> {
-        let bytes = self.get_range(key, seg, range).await?;
-        Ok(Bytes::copy_from_slice(&bytes))
+    ) -> Result<Vec<Bytes>> {
+        let object = object_version(key, seg);
+        let plan = self
+            .read_ahead
+            .plan(&object, data_end(seg), range.clone(), false);
+        self.open_windows(&object, seg, plan.opened);
+        match plan.cover {
+            Some(parts) => self.read_parts(key, seg, &object, parts, &range).await,
+            None => Ok(vec![self.get_range(key, seg, range).await?]),
+        }
     }
 
-    /// Whether `prefetch` registered this range and its task has not ended.
-    pub fn is_prefetching(&self, key: &RangeKey) -> bool {
-        self.prefetching
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(key)
+    /// `prefetch` of `range` of a segment object: opens its window (and
+    /// read-ahead, if sequential) without waiting for anything.
+    pub fn advise(self: &Arc<Self>, key: &str, seg: &SegmentMeta, range: Range<u64>) {
+        let object = object_version(key, seg);
+        let plan = self.read_ahead.plan(&object, data_end(seg), range, true);
+        self.open_windows(&object, seg, plan.opened);
+    }
+
+    /// `range` from the windows that hold it, once their bytes have
+    /// arrived, and from GETs of its own for the gaps between them (or
+    /// for a window whose GET failed: its own GET's error names the
+    /// object), all at once.
+    async fn read_parts(
+        &self,
+        key: &str,
+        seg: &SegmentMeta,
+        object: &ObjectVersion,
+        parts: Vec<Part>,
+        range: &Range<u64>,
+    ) -> Result<Vec<Bytes>> {
+        let reads = parts.iter().map(|part| async move {
+            match part {
+                Part::Window(window) => match window.bytes(range).await {
+                    Some(pieces) => {
+                        self.read_ahead.consumed(object, window, range);
+                        Ok(pieces)
+                    }
+                    None => {
+                        let own =
+                            range.start.max(window.range.start)..range.end.min(window.range.end);
+                        Ok(vec![self.get_range(key, seg, own).await?])
+                    }
+                },
+                Part::Gap(gap) => Ok(vec![self.get_range(key, seg, gap.clone()).await?]),
+            }
+        });
+        let pieces = futures::future::try_join_all(reads).await?;
+        Ok(pieces.into_iter().flatten().collect())
+    }
+
+    /// Starts the GET of each window opened, as a task of its own: a
+    /// window is shared by every read inside it and outlives any of them.
+    fn open_windows(
+        self: &Arc<Self>,
+        object: &ObjectVersion,
+        seg: &SegmentMeta,
+        opened: Vec<Filling>,
+    ) {
+        for filling in opened {
+            let inner = self.clone();
+            let object = object.clone();
+            let seg = seg.clone();
+            tokio::spawn(async move {
+                let failed = !inner.fill(&object.key, &seg, &filling).await;
+                if let Some(window) = filling.window.upgrade().filter(|_| failed) {
+                    inner.read_ahead.remove(&object, &window);
+                }
+            });
+        }
+    }
+
+    /// Runs a window's GET, passing on its body as it arrives; false if it
+    /// failed or stopped short. Stops as soon as the window is gone.
+    async fn fill(&self, key: &str, seg: &SegmentMeta, filling: &Filling) -> bool {
+        let range = filling.range.clone();
+        let _room = self
+            .opts
+            .bytes_in_flight
+            .hold(range.end - range.start)
+            .await;
+        if filling.window.strong_count() == 0 {
+            return false;
+        }
+        let Ok(path) = crate::object_path(key) else {
+            return false;
+        };
+        self.count_get(range.end - range.start);
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            if_match: seg.e_tag.clone(),
+            version: seg.version.clone(),
+            ..GetOptions::default()
+        };
+        let Ok(result) = self
+            .hedging
+            .run(self.opts.hedge_after, || {
+                self.store.get_opts(&path, options.clone())
+            })
+            .await
+        else {
+            return false;
+        };
+        let mut body = result.into_stream();
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else {
+                return false;
+            };
+            if !filling.push(chunk) {
+                return false;
+            }
+        }
+        filling.complete()
+    }
+
+    /// Counts one GET of `bytes` for [`crate::ObjectStats`].
+    fn count_get(&self, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.counts.gets.fetch_add(1, Relaxed);
+        self.counts.bytes.fetch_add(bytes, Relaxed);
     }
 
     /// Decompresses segment bytes `range` of the compressed segment `seg`
     /// (its seek table `table`; its first block is `first_block` of its
     /// fork) into `pages`, which
     /// hold exactly those bytes: one ranged GET of the frames that hold
-    /// them (through the prefetch cache, which a prefetch of these blocks
-    /// filled with exactly these frames), each frame decompressed by
+    /// them (through the windows, where a prefetch of these blocks
+    /// opened one of exactly these frames), each frame decompressed by
     /// libzstd straight into the pages, its checksum checked.
     pub async fn read_compressed(
-        &self,
+        self: &Arc<Self>,
         key: &str,
         seg: &SegmentMeta,
         table: &SeekTable,
@@ -159,7 +241,7 @@ impl Inner {
             });
         }
         let stored = table.compressed_range(frames.clone());
-        let bytes = self.fetch(key, seg, stored.clone()).await?;
+        let bytes = contiguous(self.fetch(key, seg, stored.clone()).await?);
         let bs = self.opts.block_size.bytes();
         let mut decompressor =
             FrameDecompressor::new(key, bs as u64, first_block, self.opts.max_frame_bytes())
@@ -219,7 +301,9 @@ impl Inner {
             if let Some(patch) = patch {
                 patch.apply_to(&(0..new_len), &mut data);
             }
-            return self.put_object(key, old, PutPayload::from(data)).await;
+            let meta = self.put_object(key, old, PutPayload::from(data)).await?;
+            self.read_ahead.forget(key);
+            return Ok(meta);
         };
         let (level, frame_bytes) = match self.opts.compression {
             crate::Compression::Zstd {
@@ -270,6 +354,7 @@ impl Inner {
         let mut meta = self
             .put_object(key, old, chunks.into_iter().collect())
             .await?;
+        self.read_ahead.forget(key);
         meta.size = new_len;
         meta.table = Some(Arc::new(new_table));
         Ok(meta)
@@ -324,6 +409,7 @@ impl Inner {
 
     /// Deletes a segment object; a missing one is fine.
     pub async fn delete_segment(&self, key: &str) -> Result<()> {
+        self.read_ahead.forget(key);
         match self.store.delete(&crate::object_path(key)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(err) => Err(crate::error::from_store("delete", key, err)),
@@ -399,31 +485,55 @@ fn page_slices(pages: &mut [PageBuf], bs: usize, range: Range<usize>) -> Vec<&mu
         .collect()
 }
 
-/// The shared error of a joined request, rebuilt for this caller.
-fn copy_error(err: &Error) -> Error {
-    match err {
-        Error::NotFound { path } => Error::NotFound { path: path.clone() },
-        Error::Conflict { path, detail } => Error::Conflict {
-            path: path.clone(),
-            detail,
-        },
-        Error::ShortRead {
-            path,
-            first,
-            last,
-            read,
-            expected,
-        } => Error::ShortRead {
-            path: path.clone(),
-            first: *first,
-            last: *last,
-            read: *read,
-            expected: *expected,
-        },
-        other => Error::io(
-            "read",
-            "prefetched range",
-            std::io::Error::other(other.to_string()),
-        ),
+/// The key of the version `seg` of object `key`.
+fn object_version(key: &str, seg: &SegmentMeta) -> ObjectVersion {
+    ObjectVersion {
+        key: key.to_owned(),
+        e_tag: seg.e_tag.clone(),
+        version: seg.version.clone(),
+    }
+}
+
+/// Where a segment object's data ends: its size, or for a compressed one
+/// the end of its last frame (the seek table follows).
+fn data_end(seg: &SegmentMeta) -> u64 {
+    match &seg.table {
+        Some(table) => table.compressed_range(0..table.frames().len()).end,
+        None => seg.stored,
+    }
+}
+
+/// Pieces that follow one another as one buffer (copied only if there is
+/// more than one).
+fn contiguous(pieces: Vec<Bytes>) -> Bytes {
+    if let [one] = pieces.as_slice() {
+        return one.clone();
+    }
+    let mut all = Vec::with_capacity(pieces.iter().map(Bytes::len).sum());
+    for piece in &pieces {
+        all.extend_from_slice(piece);
+    }
+    Bytes::from(all)
+}
+
+/// Copies pieces that follow one another into consecutive pages.
+pub(crate) fn copy_to_pages(pieces: &[Bytes], pages: &mut [PageBuf]) {
+    let mut page = 0;
+    let mut at = 0;
+    for piece in pieces {
+        let mut piece = &piece[..];
+        while !piece.is_empty() {
+            let Some(dest) = pages.get_mut(page) else {
+                return;
+            };
+            let n = (dest.len() - at).min(piece.len());
+            dest[at..at + n].copy_from_slice(&piece[..n]);
+            piece = &piece[n..];
+            at += n;
+            if at == dest.len() {
+                page += 1;
+                at = 0;
+            }
+        }
     }
 }

@@ -13,12 +13,16 @@
 //!   [`smgr_api::Error::Conflict`] (after up to 8 tries, each with the
 //!   segment's current version: a version this backend wrote is waited
 //!   for, one written elsewhere is learnt by listing that fork again).
-//! - **Prefetch**: starts the GET now and parks the bytes in a bounded cache
-//!   (moka, weighed in bytes); a later `readv` of the same range joins the
-//!   request in flight or takes its bytes, so prefetch + read costs one GET.
-//!   There is no kernel read-ahead here, so
-//!   [`reads_ahead_sequentially`](smgr_api::Smgr::reads_ahead_sequentially)
-//!   is false and streams keep advising sequential scans.
+//! - **Prefetch and read-ahead**: advice starts the GET now, into a
+//!   *window* whose body is kept as it arrives; a later `readv` inside it
+//!   takes its bytes as soon as they are in, so prefetch + read costs one
+//!   GET. A sequential reader's windows grow to large requests
+//!   ([`ObjectOptions::max_request_bytes`], 8 MiB) and run ahead of it
+//!   ([`ObjectOptions::read_ahead_bytes`]), while the pool still gets its
+//!   pages in `io_combine_limit` runs, in order. Streams keep advising
+//!   sequential scans here
+//!   ([`reads_ahead_sequentially`](smgr_api::Smgr::reads_ahead_sequentially)
+//!   is false), which is what lets a bucket's latency be covered.
 //! - **Sizes**: a fork's segments are learnt by listing its directory once
 //!   (one LIST serves every fork in it) and kept current by this backend's
 //!   own writes (a listing older than an own write never overrides it);
@@ -58,6 +62,7 @@ mod in_flight;
 mod io;
 mod meta;
 mod options;
+mod readahead;
 pub mod seekable;
 mod smgr;
 pub mod testing;
@@ -67,10 +72,10 @@ use std::fmt;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 
-use bytes::Bytes;
 use object_store::ObjectStore;
 use smgr_api::{ForkNumber, RelFileLocator, Result};
 
+pub use crate::in_flight::{BytesInFlight, DEFAULT_BYTES_IN_FLIGHT};
 pub use crate::options::{
     Compression, ObjectOptions, DEFAULT_FRAME_BLOCKS, DEFAULT_ZSTD_LEVEL, ZSTD_LEVELS,
 };
@@ -102,20 +107,19 @@ pub(crate) struct Inner {
     pub prefix: String,
     pub opts: ObjectOptions,
     pub meta: meta::MetaCache,
-    pub prefetched: moka::future::Cache<io::RangeKey, Bytes>,
-    /// Ranges `prefetch` registered whose task has not finished yet.
-    pub prefetching: std::sync::Mutex<std::collections::HashSet<io::RangeKey>>,
+    /// Windows of prefetched and read-ahead bytes (`readahead.rs`).
+    pub read_ahead: readahead::ReadAhead,
     write_locks: Vec<Arc<tokio::sync::Mutex<()>>>,
     hasher: RandomState,
     pub hedging: hedge::Hedging,
     pub counts: Counts,
-    pub in_flight: in_flight::InFlightBytes,
 }
 
 /// Requests this backend made, for [`ObjectSmgr::stats`].
 #[derive(Debug, Default)]
 pub(crate) struct Counts {
     pub gets: std::sync::atomic::AtomicU64,
+    pub bytes: std::sync::atomic::AtomicU64,
 }
 
 /// What an [`ObjectSmgr`] did so far.
@@ -123,15 +127,29 @@ pub(crate) struct Counts {
 pub struct ObjectStats {
     /// Ranged GETs of segment data (hedges not counted).
     pub gets: u64,
+    /// Bytes those GETs asked for: `bytes / gets` is the typical request
+    /// (sequential reads grow theirs up to `max_request_bytes`).
+    pub bytes: u64,
     /// GETs issued a second time because their first byte was late.
     pub hedged: u64,
     /// Of those, the ones whose second request answered first.
     pub hedges_won: u64,
     /// The first-byte wait after which a GET is hedged now.
     pub hedge_threshold: Option<std::time::Duration>,
-    /// The most bytes of GETs that were in flight at once (at most
-    /// `ObjectOptions::max_bytes_in_flight`).
+    /// The most bytes of GETs that were in flight at once under this
+    /// backend's cap (`ObjectOptions::bytes_in_flight`: by default the
+    /// process-wide one, so this counts every backend sharing it).
     pub peak_bytes_in_flight: u64,
+    /// The most bytes prefetch and read-ahead windows held at once (at
+    /// most `ObjectOptions::prefetch_cache_bytes`).
+    pub peak_window_bytes: u64,
+    /// Bytes the windows hold now (0 once every read that was advised or
+    /// read ahead has been done).
+    pub window_bytes: u64,
+    /// Bytes of windows that left before they were read (idle five
+    /// seconds when room was needed, or their GET failed): read ahead in
+    /// vain.
+    pub window_bytes_unread: u64,
 }
 
 impl fmt::Debug for ObjectSmgr {
@@ -166,28 +184,22 @@ impl ObjectSmgr {
             });
         }
         object_path(&prefix)?;
-        let prefetched = moka::future::Cache::builder()
-            .max_capacity(options.prefetch_cache_bytes)
-            .weigher(|_key: &io::RangeKey, bytes: &Bytes| {
-                u32::try_from(bytes.len()).unwrap_or(u32::MAX)
-            })
-            // Bytes a read has used are not taken out (a late prefetch task
-            // must still find them): they leave once idle.
-            .time_to_idle(std::time::Duration::from_secs(5))
-            .build();
         Ok(ObjectSmgr {
             inner: Arc::new(Inner {
                 store,
                 prefix,
                 meta: meta::MetaCache::default(),
-                prefetched,
-                prefetching: std::sync::Mutex::default(),
+                read_ahead: readahead::ReadAhead::new(
+                    options.prefetch_cache_bytes,
+                    // A window's GET holds room for all of it.
+                    options.max_request_bytes.min(options.bytes_in_flight.cap()),
+                    options.read_ahead_bytes,
+                ),
                 write_locks: (0..64)
                     .map(|_| Arc::new(tokio::sync::Mutex::new(())))
                     .collect(),
                 hasher: RandomState::new(),
                 hedging: hedge::Hedging::default(),
-                in_flight: in_flight::InFlightBytes::new(options.max_bytes_in_flight),
                 counts: Counts::default(),
                 opts: options,
             }),
@@ -198,12 +210,17 @@ impl ObjectSmgr {
     pub fn stats(&self) -> ObjectStats {
         use std::sync::atomic::Ordering::Relaxed;
         let inner = &self.inner;
+        let windows = inner.read_ahead.bytes();
         ObjectStats {
             gets: inner.counts.gets.load(Relaxed),
+            bytes: inner.counts.bytes.load(Relaxed),
             hedged: inner.hedging.hedged.load(Relaxed),
             hedges_won: inner.hedging.second_won.load(Relaxed),
             hedge_threshold: inner.opts.hedge_after.map(|f| inner.hedging.threshold(f)),
-            peak_bytes_in_flight: inner.in_flight.peak(),
+            peak_bytes_in_flight: inner.opts.bytes_in_flight.peak(),
+            peak_window_bytes: windows.1,
+            window_bytes: windows.0,
+            window_bytes_unread: windows.2,
         }
     }
 

@@ -95,7 +95,7 @@ impl Inner {
 
     /// One attempt at a read with the given metadata.
     async fn read_once(
-        &self,
+        self: &Arc<Self>,
         meta: &ForkMeta,
         rel: RelFileLocator,
         fork: ForkNumber,
@@ -126,10 +126,8 @@ impl Inner {
                 self.read_compressed(&key, seg, table, first_block, range, pages)
                     .await?;
             } else {
-                let bytes = self.fetch(&key, seg, range).await?;
-                for (i, buf) in pages.iter_mut().enumerate() {
-                    buf.copy_from_slice(&bytes[i * bs as usize..(i + 1) * bs as usize]);
-                }
+                let pieces = self.fetch(&key, seg, range).await?;
+                crate::io::copy_to_pages(&pieces, pages);
             }
         }
         Ok(())
@@ -503,7 +501,6 @@ impl Smgr for ObjectSmgr {
                 break;
             };
             let key = seg.object_key(&base);
-            let inner = self.inner.clone();
             let start = piece.seg_block * bs;
             let mut range = start..start + piece.count as u64 * bs;
             // A compressed segment is fetched by whole frames: the same
@@ -511,31 +508,7 @@ impl Smgr for ObjectSmgr {
             if let Some(table) = &seg.table {
                 range = table.compressed_range(table.frames_for(range));
             }
-            let cache_key = crate::io::RangeKey {
-                key: key.clone(),
-                e_tag: seg.e_tag.clone(),
-                start: range.start,
-                end: range.end,
-            };
-            // Registered before the task runs, so a read that comes first
-            // still goes through the cache and the task finds its bytes.
-            inner
-                .prefetching
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(cache_key.clone());
-            tokio::spawn(async move {
-                // Errors only make the hint useless; the read will say.
-                let _ = inner
-                    .prefetched
-                    .try_get_with(cache_key.clone(), inner.get_range_owned(&key, &seg, range))
-                    .await;
-                inner
-                    .prefetching
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&cache_key);
-            });
+            self.inner.advise(&key, &seg, range);
         }
         true
     }

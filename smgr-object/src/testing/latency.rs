@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::StreamExt;
 use object_store::path::Path;
@@ -18,6 +19,9 @@ use object_store::{
     CopyOptions, GetOptions, GetResult, GetResultPayload, ListResult, MultipartUpload, ObjectMeta,
     ObjectStore, PutMultipartOptions, PutOptions, PutPayload, PutResult, Result,
 };
+
+/// A body arrives in pieces of at most this many bytes.
+const PIECE: usize = 64 << 10;
 
 /// The timing of a [`LatencyStore`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -175,8 +179,10 @@ impl ObjectStore for LatencyStore {
             guard.done = true;
             return Ok(result);
         };
-        // The body at `rate`: each chunk waits for its own bytes, so the
-        // wait is over once the whole body would have arrived.
+        // The body at `rate`, in pieces of at most `PIECE` bytes as a
+        // network delivers it: each piece is due when the bytes before it
+        // and its own would have arrived (deadlines from the first byte, so
+        // timer rounding does not add up).
         let payload = std::mem::replace(
             &mut result.payload,
             GetResultPayload::Stream(futures::stream::empty().boxed()),
@@ -189,21 +195,39 @@ impl ObjectStore for LatencyStore {
                 return Ok(result);
             }
         };
+        let started = tokio::time::Instant::now();
+        let sent = Arc::new(AtomicU64::new(0));
         let paced = stream
-            .then(move |chunk| async move {
-                if let Ok(bytes) = &chunk {
-                    let nanos = bytes.len() as u128 * 1_000_000_000 / u128::from(rate);
-                    tokio::time::sleep(Duration::from_nanos(nanos as u64)).await;
-                }
-                Some(chunk)
+            .flat_map(|chunk| {
+                let pieces: Vec<Result<Bytes>> = match chunk {
+                    Ok(bytes) => (0..bytes.len())
+                        .step_by(PIECE)
+                        .map(|at| Ok(bytes.slice(at..(at + PIECE).min(bytes.len()))))
+                        .collect(),
+                    Err(err) => vec![Err(err)],
+                };
+                futures::stream::iter(pieces)
             })
-            // After the last chunk: the GET is over, not abandoned.
+            .then(move |piece| {
+                let sent = sent.clone();
+                async move {
+                    if let Ok(bytes) = &piece {
+                        let total =
+                            sent.fetch_add(bytes.len() as u64, Relaxed) + bytes.len() as u64;
+                        let nanos = u128::from(total) * 1_000_000_000 / u128::from(rate);
+                        tokio::time::sleep_until(started + Duration::from_nanos(nanos as u64))
+                            .await;
+                    }
+                    Some(piece)
+                }
+            })
+            // After the last piece: the GET is over, not abandoned.
             .chain(futures::stream::once(async move {
                 guard.done = true;
                 drop(guard);
                 None
             }))
-            .filter_map(|chunk| async move { chunk });
+            .filter_map(|piece| async move { piece });
         result.payload = GetResultPayload::Stream(paced.boxed());
         Ok(result)
     }
