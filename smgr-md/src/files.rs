@@ -3,7 +3,7 @@
 //! Opening a file per read would cost a path lookup each time, and keeping
 //! every segment of every relation open would run out of descriptors (a
 //! 1 TiB relation has 1024 segments). So open files are kept in an LRU of
-//! bounded size; dropping the last `Arc<File>` closes the descriptor, so a
+//! bounded size; dropping the last `Arc` of a file closes the descriptor, so a
 //! file evicted while an I/O still uses it stays open until that I/O ends.
 //!
 //! Unlink and truncate remove a fork's entries. An open that raced with
@@ -11,7 +11,6 @@
 //! removal bumps an epoch, and an open only caches its handle if the epoch
 //! did not move while it was opening.
 
-use std::fs::File;
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -26,16 +25,16 @@ pub(crate) struct SegKey {
     pub segno: u32,
 }
 
-pub(crate) struct FileCache {
-    state: Mutex<CacheState>,
+pub(crate) struct FileCache<T> {
+    state: Mutex<CacheState<T>>,
 }
 
-struct CacheState {
-    files: LruCache<SegKey, Arc<File>>,
+struct CacheState<T> {
+    files: LruCache<SegKey, Arc<T>>,
     epoch: u64,
 }
 
-impl FileCache {
+impl<T> FileCache<T> {
     pub fn new(capacity: usize) -> Self {
         let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
         FileCache {
@@ -46,13 +45,13 @@ impl FileCache {
         }
     }
 
-    fn state(&self) -> MutexGuard<'_, CacheState> {
+    fn state(&self) -> MutexGuard<'_, CacheState<T>> {
         // The state is a cache: after a panic elsewhere it is still usable.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The cached handle and the current epoch (to pass to `insert`).
-    pub fn get(&self, key: &SegKey) -> (Option<Arc<File>>, u64) {
+    pub fn get(&self, key: &SegKey) -> (Option<Arc<T>>, u64) {
         let mut state = self.state();
         let file = state.files.get(key).cloned();
         (file, state.epoch)
@@ -61,7 +60,7 @@ impl FileCache {
     /// Caches a freshly opened handle unless a removal happened since
     /// `epoch`; returns the handle to use (an existing one if another task
     /// cached the same file meanwhile).
-    pub fn insert(&self, key: SegKey, file: File, epoch: u64) -> Arc<File> {
+    pub fn insert(&self, key: SegKey, file: T, epoch: u64) -> Arc<T> {
         let mut state = self.state();
         if let Some(existing) = state.files.get(&key) {
             return existing.clone();

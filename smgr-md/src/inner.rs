@@ -7,7 +7,6 @@
 //! (an overlong segment, a non-empty segment after a partial one) is
 //! reported as corruption rather than read around.
 
-use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
@@ -16,12 +15,14 @@ use std::sync::Arc;
 use smgr_api::{BlockNumber, Error, ForkNumber, RelFileLocator, Result, MAX_BLOCK_NUMBER};
 
 use crate::files::{FileCache, SegKey};
+use crate::fs::{FileSystem, OpenMode, SegmentFile};
 use crate::MdOptions;
 
-pub(crate) struct Inner {
+pub(crate) struct Inner<F: FileSystem> {
+    pub fs: F,
     pub root: PathBuf,
     pub opts: MdOptions,
-    pub files: FileCache,
+    pub files: FileCache<F::File>,
     pub fences: crate::fence::Fences,
     /// Whether `preadv2(RWF_NOWAIT)` works here; cleared the first time the
     /// kernel or file system says it does not.
@@ -40,7 +41,7 @@ pub(crate) struct Piece {
     pub count: usize,
 }
 
-impl Inner {
+impl<F: FileSystem> Inner<F> {
     pub fn block_bytes(&self) -> u64 {
         u64::from(self.opts.block_size.get())
     }
@@ -89,13 +90,12 @@ impl Inner {
         })
     }
 
-    fn open_options(&self, create: bool) -> OpenOptions {
-        let mut options = OpenOptions::new();
-        options.read(true);
-        if !self.opts.read_only {
-            options.write(true).create(create);
+    fn open_mode(&self, create: bool) -> OpenMode {
+        OpenMode {
+            write: !self.opts.read_only,
+            create: create && !self.opts.read_only,
+            create_new: false,
         }
-        options
     }
 
     /// Opens segment `segno` of a fork through the cache. `Ok(None)` if the
@@ -112,7 +112,7 @@ impl Inner {
         fork: ForkNumber,
         segno: u32,
         create: bool,
-    ) -> Result<Option<Arc<File>>> {
+    ) -> Result<Option<Arc<F::File>>> {
         let Some((file, fresh)) = self.open_cached(rel, fork, segno, create)? else {
             return Ok(None);
         };
@@ -135,7 +135,7 @@ impl Inner {
         rel: RelFileLocator,
         fork: ForkNumber,
         segno: u32,
-    ) -> Result<Option<Arc<File>>> {
+    ) -> Result<Option<Arc<F::File>>> {
         Ok(self
             .open_cached(rel, fork, segno, false)?
             .map(|(file, _)| file))
@@ -148,14 +148,17 @@ impl Inner {
         fork: ForkNumber,
         segno: u32,
         create: bool,
-    ) -> Result<Option<(Arc<File>, bool)>> {
+    ) -> Result<Option<(Arc<F::File>, bool)>> {
         let key = SegKey { rel, fork, segno };
         let (cached, epoch) = self.files.get(&key);
         if let Some(file) = cached {
             return Ok(Some((file, false)));
         }
         let relative = self.seg_path(rel, fork, segno)?;
-        match self.open_options(create).open(self.full_path(&relative)) {
+        match self
+            .fs
+            .open(&self.full_path(&relative), self.open_mode(create))
+        {
             Ok(file) => Ok(Some((self.files.insert(key, file, epoch), true))),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(err) => Err(Error::io("open", relative, err)),
@@ -170,9 +173,8 @@ impl Inner {
             return Ok(());
         };
         let relative = self.seg_path(rel, fork, earlier)?;
-        let blocks = match std::fs::metadata(self.full_path(&relative)) {
-            Ok(meta) => meta.len() / self.block_bytes(),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => 0,
+        let blocks = match self.fs.file_len(&self.full_path(&relative)) {
+            Ok(len) => len.unwrap_or(0) / self.block_bytes(),
             Err(err) => return Err(Error::io("stat", relative, err)),
         };
         if blocks != u64::from(self.segment_blocks()) {
@@ -192,11 +194,8 @@ impl Inner {
 
     /// Whole blocks in an open segment file (a trailing partial block is
     /// not counted, as in `mdnblocks`), checked against the segment size.
-    pub fn file_blocks(&self, file: &File, relative: &str, segno: u32) -> Result<u64> {
-        let len = file
-            .metadata()
-            .map_err(|err| Error::io("stat", relative, err))?
-            .len();
+    pub fn file_blocks(&self, file: &F::File, relative: &str, segno: u32) -> Result<u64> {
+        let len = file.size().map_err(|err| Error::io("stat", relative, err))?;
         let blocks = len / self.block_bytes();
         if blocks > u64::from(self.segment_blocks()) {
             return Err(Error::CorruptSegment {
@@ -254,9 +253,9 @@ impl Inner {
         while let Some(next) = later.checked_add(1) {
             later = next;
             let relative = self.seg_path(rel, fork, later)?;
-            match std::fs::metadata(self.full_path(&relative)) {
-                Ok(meta) if meta.len() == 0 => continue,
-                Ok(_) => {
+            match self.fs.file_len(&self.full_path(&relative)) {
+                Ok(Some(0)) => continue,
+                Ok(Some(_)) => {
                     return Err(Error::CorruptSegment {
                         path: self.seg_path(rel, fork, segno)?,
                         segno,
@@ -264,7 +263,7 @@ impl Inner {
                         detail: " but a later segment is not empty",
                     })
                 }
-                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(()),
+                Ok(None) => return Ok(()),
                 Err(err) => return Err(Error::io("stat", relative, err)),
             }
         }

@@ -45,11 +45,13 @@
 
 mod fence;
 mod files;
+pub mod fs;
 mod inner;
 mod list;
 mod options;
 mod read;
 mod relation;
+pub mod testing;
 mod write;
 
 use std::fmt;
@@ -63,18 +65,30 @@ use smgr_api::{
 };
 
 use crate::files::FileCache;
+use crate::fs::{FileSystem, OsFileSystem};
 use crate::inner::Inner;
 pub use crate::options::MdOptions;
 use crate::read::{Progress, ReadJob};
 
 /// A storage manager over PostgreSQL-style segment files under one root
 /// directory. Cheap to clone; clones share open files.
-#[derive(Clone)]
-pub struct MdSmgr {
-    inner: Arc<Inner>,
+///
+/// `F` is the file system its calls go to: the operating system's unless
+/// built with [`MdSmgr::with_file_system`] (the simulated disk of
+/// [`testing::CrashFs`], for power-loss tests).
+pub struct MdSmgr<F: FileSystem = OsFileSystem> {
+    inner: Arc<Inner<F>>,
 }
 
-impl fmt::Debug for MdSmgr {
+impl<F: FileSystem> Clone for MdSmgr<F> {
+    fn clone(&self) -> Self {
+        MdSmgr {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<F: FileSystem> fmt::Debug for MdSmgr<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MdSmgr")
             .field("root", &self.inner.root)
@@ -92,20 +106,33 @@ impl MdSmgr {
     /// [`Error::InvalidSetting`] for bad options, [`Error::Io`] if `root`
     /// is not a readable directory.
     pub fn open(root: impl AsRef<Path>, options: MdOptions) -> Result<Self> {
+        let root = root.as_ref();
+        std::fs::metadata(root)
+            .map_err(|err| Error::io("open root directory", root.display().to_string(), err))?;
+        Self::with_file_system(root, options, OsFileSystem)
+    }
+}
+
+impl<F: FileSystem> MdSmgr<F> {
+    /// A storage manager over directory `root` of the file system `fs`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSetting`] for bad options, [`Error::Io`] if `root`
+    /// is not a directory there.
+    pub fn with_file_system(root: impl AsRef<Path>, options: MdOptions, fs: F) -> Result<Self> {
         options.validate()?;
         let root: PathBuf = root.as_ref().to_path_buf();
-        let display = root.display().to_string();
-        let meta = std::fs::metadata(&root)
-            .map_err(|err| Error::io("open root directory", display.clone(), err))?;
-        if !meta.is_dir() {
+        if !fs.is_dir(&root) {
             return Err(Error::io(
                 "open root directory",
-                display,
+                root.display().to_string(),
                 std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory"),
             ));
         }
         Ok(MdSmgr {
             inner: Arc::new(Inner {
+                fs,
                 files: FileCache::new(options.max_open_files),
                 fences: crate::fence::Fences::new(),
                 nowait_reads: AtomicBool::new(options.nowait_reads),
@@ -155,10 +182,10 @@ impl MdSmgr {
     }
 
     /// Runs `op` on Tokio's blocking pool.
-    async fn blocking<T, F>(&self, what: &'static str, op: F) -> Result<T>
+    async fn blocking<T, G>(&self, what: &'static str, op: G) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Inner) -> Result<T> + Send + 'static,
+        G: FnOnce(&Inner<F>) -> Result<T> + Send + 'static,
     {
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || op(&inner))
@@ -200,7 +227,7 @@ impl MdSmgr {
 }
 
 #[async_trait]
-impl Smgr for MdSmgr {
+impl<F: FileSystem> Smgr for MdSmgr<F> {
     fn block_size(&self) -> BlockSize {
         self.inner.opts.block_size
     }

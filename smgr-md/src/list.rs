@@ -2,13 +2,13 @@
 
 use std::collections::BTreeSet;
 use std::io;
-use std::path::Path;
 
 use smgr_api::{Error, ForkNumber, RelFileLocator, Result};
 
+use crate::fs::FileSystem;
 use crate::inner::Inner;
 
-impl Inner {
+impl<F: FileSystem> Inner<F> {
     /// Every fork with a first segment under the root, in the directories
     /// PostgreSQL uses for relations: `global/`, `base/DB/` and
     /// `pg_tblspc/SPC/VERSION/DB/`. Files that are not relation segments
@@ -41,19 +41,11 @@ impl Inner {
     /// Names in a directory relative to the root; empty if it is missing.
     fn entries(&self, relative: &str) -> Result<Vec<String>> {
         let path = self.full_path(relative);
-        let reader = match std::fs::read_dir(&path) {
-            Ok(reader) => reader,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(err) => return Err(Error::io("list directory", relative, err)),
-        };
-        let mut names = Vec::new();
-        for entry in reader {
-            let entry = entry.map_err(|err| Error::io("list directory", relative, err))?;
-            if let Some(name) = entry.file_name().to_str() {
-                names.push(name.to_owned());
-            }
+        match self.fs.read_dir(&path) {
+            Ok(names) => Ok(names),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+            Err(err) => Err(Error::io("list directory", relative, err)),
         }
-        Ok(names)
     }
 
     /// Subdirectories of a directory whose names are numbers.
@@ -62,7 +54,10 @@ impl Inner {
             .entries(relative)?
             .into_iter()
             .filter(|name| !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()))
-            .filter(|name| Path::new(&self.full_path(&format!("{relative}/{name}"))).is_dir())
+            .filter(|name| {
+                self.fs
+                    .is_dir(&self.full_path(&format!("{relative}/{name}")))
+            })
             .collect())
     }
 }

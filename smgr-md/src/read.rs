@@ -8,21 +8,21 @@
 //! blocking pool with plain `preadv`, which owns the buffers until it ends,
 //! so dropping the future cannot free memory under the kernel's feet.
 
-use std::io::{self, IoSliceMut};
+use std::io::{ErrorKind, IoSliceMut};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use rustix::io::ReadWriteFlags;
 use smgr_api::{BlockNumber, Error, ForkNumber, PageBuf, RelFileLocator, Result};
 
+use crate::fs::{FileSystem, SegmentFile};
 use crate::inner::Inner;
 
 /// The kernel's limit on iovecs per call (`IOV_MAX`).
 pub(crate) const MAX_IOVECS: usize = 1024;
 
 /// A read in progress: where it is and the buffers it owns.
-pub(crate) struct ReadJob {
-    inner: Arc<Inner>,
+pub(crate) struct ReadJob<F: FileSystem> {
+    inner: Arc<Inner<F>>,
     rel: RelFileLocator,
     fork: ForkNumber,
     first: BlockNumber,
@@ -37,9 +37,9 @@ pub(crate) enum Progress {
     WouldBlock,
 }
 
-impl ReadJob {
+impl<F: FileSystem> ReadJob<F> {
     pub fn new(
-        inner: Arc<Inner>,
+        inner: Arc<Inner<F>>,
         rel: RelFileLocator,
         fork: ForkNumber,
         first: BlockNumber,
@@ -93,27 +93,23 @@ impl ReadJob {
                 let slice: &mut [u8] = if i == 0 { &mut buf[within..] } else { buf };
                 iovecs.push(IoSliceMut::new(slice));
             }
-            let result = if nowait {
-                rustix::io::preadv2(&*file, &mut iovecs, offset, ReadWriteFlags::NOWAIT)
-            } else {
-                rustix::io::preadv(&*file, &mut iovecs, offset)
-            };
-            match result {
+            match file.read_at(&mut iovecs, offset, nowait) {
                 Ok(0) if nowait => return Ok(Progress::WouldBlock),
                 Ok(0) => return Err(self.short_read(segno)?),
                 Ok(n) => self.done += n as u64,
-                Err(rustix::io::Errno::INTR) => {}
-                Err(rustix::io::Errno::AGAIN) if nowait => return Ok(Progress::WouldBlock),
-                Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::INVAL) if nowait => {
+                Err(err) if nowait && err.kind() == ErrorKind::WouldBlock => {
+                    return Ok(Progress::WouldBlock)
+                }
+                Err(err) if nowait && err.kind() == ErrorKind::Unsupported => {
                     // RWF_NOWAIT not supported here: stop trying.
                     self.inner.nowait_reads.store(false, Ordering::Relaxed);
                     return Ok(Progress::WouldBlock);
                 }
-                Err(errno) => {
+                Err(err) => {
                     return Err(Error::io(
                         "read",
                         self.inner.seg_path(self.rel, self.fork, segno)?,
-                        io::Error::from(errno),
+                        err,
                     ))
                 }
             }

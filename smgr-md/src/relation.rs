@@ -1,19 +1,18 @@
 //! Whole-fork operations: create, unlink, truncate, sync, prefetch.
 
-use std::fs::OpenOptions;
 use std::io;
-use std::num::NonZeroU64;
+use std::path::Path;
 
 use smgr_api::{BlockNumber, Error, ForkNumber, RelFileLocator, Result};
 
+use crate::fs::{FileSystem, OpenMode, SegmentFile};
 use crate::inner::Inner;
 
-impl Inner {
+impl<F: FileSystem> Inner<F> {
     pub fn exists_blocking(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<bool> {
         let relative = self.relpath(rel, fork)?;
-        match std::fs::metadata(self.full_path(&relative)) {
-            Ok(_) => Ok(true),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        match self.fs.file_len(&self.full_path(&relative)) {
+            Ok(len) => Ok(len.is_some()),
             Err(err) => Err(Error::io("stat", relative, err)),
         }
     }
@@ -26,16 +25,16 @@ impl Inner {
         let relative = self.relpath(rel, fork)?;
         let path = self.full_path(&relative);
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
+            self.create_dirs(parent)
                 .map_err(|err| Error::io("create directory for", relative.clone(), err))?;
         }
         self.files.forget(rel, fork, 0);
-        match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)
-        {
+        let mode = OpenMode {
+            write: true,
+            create: true,
+            create_new: true,
+        };
+        match self.fs.open(&path, mode) {
             Ok(_) => {
                 tracing::debug!(path = relative, "created relation fork");
                 Ok(())
@@ -71,9 +70,9 @@ impl Inner {
         let mut segno = 0u32;
         loop {
             let relative = self.seg_path(rel, fork, segno)?;
-            match std::fs::symlink_metadata(self.full_path(&relative)) {
-                Ok(_) => last = Some(segno),
-                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(last),
+            match self.fs.exists(&self.full_path(&relative)) {
+                Ok(true) => last = Some(segno),
+                Ok(false) => return Ok(last),
                 Err(err) => return Err(Error::io("stat", relative, err)),
             }
             match segno.checked_add(1) {
@@ -93,7 +92,7 @@ impl Inner {
     ) -> Result<()> {
         for segno in (first..=last).rev() {
             let relative = self.seg_path(rel, fork, segno)?;
-            match std::fs::remove_file(self.full_path(&relative)) {
+            match self.fs.remove_file(&self.full_path(&relative)) {
                 Ok(()) => {}
                 Err(err) if err.kind() == io::ErrorKind::NotFound => {}
                 Err(err) => return Err(Error::io("unlink", relative, err)),
@@ -164,7 +163,7 @@ impl Inner {
                 }
                 return self.sync_directory_of(&self.relpath(rel, fork)?);
             };
-            file.sync_all()
+            file.sync()
                 .map_err(|err| Error::io("fsync", relative, err))?;
             match segno.checked_add(1) {
                 Some(next) => segno = next,
@@ -178,11 +177,23 @@ impl Inner {
             Some((dir, _)) => dir,
             None => return Ok(()),
         };
-        let handle = std::fs::File::open(self.full_path(dir))
-            .map_err(|err| Error::io("open directory", dir, err))?;
-        handle
-            .sync_all()
+        self.fs
+            .sync_dir(&self.full_path(dir))
             .map_err(|err| Error::io("fsync directory", dir, err))
+    }
+
+    /// Makes `dir` and any missing directories above it (under the root).
+    fn create_dirs(&self, dir: &Path) -> io::Result<()> {
+        if dir == self.root || self.fs.is_dir(dir) {
+            return Ok(());
+        }
+        if let Some(parent) = dir.parent() {
+            self.create_dirs(parent)?;
+        }
+        match self.fs.create_dir(dir) {
+            Err(err) if err.kind() != io::ErrorKind::AlreadyExists => Err(err),
+            _ => Ok(()),
+        }
     }
 
     /// `posix_fadvise(WILLNEED)` over the run, per segment. Any failure
@@ -203,9 +214,8 @@ impl Inner {
             let Ok(Some(file)) = self.open_seg(rel, fork, piece.segno, false) else {
                 break;
             };
-            let len = NonZeroU64::new(piece.count as u64 * bs);
             let offset = u64::from(piece.seg_block) * bs;
-            if rustix::fs::fadvise(&*file, offset, len, rustix::fs::Advice::WillNeed).is_ok() {
+            if file.will_need(offset, piece.count as u64 * bs) {
                 advised = true;
             }
         }

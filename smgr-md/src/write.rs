@@ -6,6 +6,7 @@ use std::io::{self, IoSlice};
 
 use smgr_api::{BlockNumber, Error, ForkNumber, PageBuf, RelFileLocator, Result};
 
+use crate::fs::{FileSystem, SegmentFile};
 use crate::inner::{Inner, Piece};
 use crate::read::MAX_IOVECS;
 
@@ -13,7 +14,7 @@ use crate::read::MAX_IOVECS;
 /// writing zeros (PostgreSQL's `mdzeroextend` makes the same choice at 8).
 const FALLOCATE_MIN_BLOCKS: usize = 8;
 
-impl Inner {
+impl<F: FileSystem> Inner<F> {
     /// Writes `bufs` at `first`, which must lie inside the fork.
     pub fn writev_blocking(
         &self,
@@ -78,20 +79,15 @@ impl Inner {
             let offset = u64::from(piece.seg_block) * bs;
             let len = piece.count as u64 * bs;
             if piece.count > FALLOCATE_MIN_BLOCKS {
-                match rustix::fs::fallocate(
-                    &*file,
-                    rustix::fs::FallocateFlags::empty(),
-                    offset,
-                    len,
-                ) {
+                match file.allocate(offset, len) {
                     Ok(()) => continue,
                     // Not supported by this file system: write zeros.
-                    Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::INVAL) => {}
-                    Err(errno) => {
+                    Err(err) if err.kind() == io::ErrorKind::Unsupported => {}
+                    Err(err) => {
                         return Err(Error::io(
                             "fallocate",
                             self.seg_path(rel, fork, piece.segno)?,
-                            io::Error::from(errno),
+                            err,
                         ))
                     }
                 }
@@ -108,7 +104,7 @@ impl Inner {
         rel: RelFileLocator,
         fork: ForkNumber,
         segno: u32,
-    ) -> Result<std::sync::Arc<std::fs::File>> {
+    ) -> Result<std::sync::Arc<F::File>> {
         match self.open_seg(rel, fork, segno, segno > 0)? {
             Some(file) => Ok(file),
             None => Err(Error::NotFound {
@@ -122,7 +118,7 @@ impl Inner {
         rel: RelFileLocator,
         fork: ForkNumber,
         piece: &Piece,
-        file: &std::fs::File,
+        file: &F::File,
         bufs: &[PageBuf],
     ) -> Result<()> {
         let bs = self.block_bytes();
@@ -138,7 +134,7 @@ impl Inner {
                 .enumerate()
                 .map(|(i, buf)| IoSlice::new(if i == 0 { &buf[within..] } else { buf }))
                 .collect();
-            match rustix::io::pwritev(file, &iovecs, base + done) {
+            match file.write_at(&iovecs, base + done) {
                 Ok(0) => {
                     return Err(Error::io(
                         "write",
@@ -147,12 +143,11 @@ impl Inner {
                     ))
                 }
                 Ok(n) => done += n as u64,
-                Err(rustix::io::Errno::INTR) => {}
-                Err(errno) => {
+                Err(err) => {
                     return Err(Error::io(
                         "write",
                         self.seg_path(rel, fork, piece.segno)?,
-                        io::Error::from(errno),
+                        err,
                     ))
                 }
             }
@@ -165,7 +160,7 @@ impl Inner {
         rel: RelFileLocator,
         fork: ForkNumber,
         segno: u32,
-        file: &std::fs::File,
+        file: &F::File,
         offset: u64,
         len: u64,
     ) -> Result<()> {
@@ -174,7 +169,7 @@ impl Inner {
         let mut done = 0u64;
         while done < len {
             let n = (len - done).min(CHUNK) as usize;
-            match rustix::io::pwrite(file, &zeros[..n], offset + done) {
+            match file.write_at(&[IoSlice::new(&zeros[..n])], offset + done) {
                 Ok(0) => {
                     return Err(Error::io(
                         "write",
@@ -183,14 +178,7 @@ impl Inner {
                     ))
                 }
                 Ok(written) => done += written as u64,
-                Err(rustix::io::Errno::INTR) => {}
-                Err(errno) => {
-                    return Err(Error::io(
-                        "write",
-                        self.seg_path(rel, fork, segno)?,
-                        io::Error::from(errno),
-                    ))
-                }
+                Err(err) => return Err(Error::io("write", self.seg_path(rel, fork, segno)?, err)),
             }
         }
         Ok(())
