@@ -104,8 +104,9 @@ impl<F: FileSystem> Inner<F> {
     /// A non-empty segment after the first is only used if every earlier
     /// segment is full: otherwise the fork has data after a partial
     /// segment, which is corruption (as `_mdfd_getseg` reports it outside
-    /// recovery). The check runs when the file is first opened; a segment
-    /// that fails it is not kept open, so it is checked again next time.
+    /// recovery). The check runs when the file is first opened (a length
+    /// per earlier segment); a segment that fails it is not kept open, so
+    /// it is checked again next time.
     pub fn open_seg(
         &self,
         rel: RelFileLocator,
@@ -165,13 +166,19 @@ impl<F: FileSystem> Inner<F> {
         }
     }
 
-    /// Checks that segment `segno - 1` holds exactly a segment. Checking
-    /// the one before is enough by induction: that segment passed the same
-    /// check when it was opened (as md.c opens segments in order).
+    /// Checks that every segment before `segno` holds exactly a segment.
+    /// All of them, not just the one before: a read may jump straight to a
+    /// late segment, so the earlier ones need not have been opened (and
+    /// checked) before.
     fn check_full_before(&self, rel: RelFileLocator, fork: ForkNumber, segno: u32) -> Result<()> {
-        let Some(earlier) = segno.checked_sub(1) else {
-            return Ok(());
-        };
+        for earlier in 0..segno {
+            self.check_full(rel, fork, earlier)?;
+        }
+        Ok(())
+    }
+
+    /// Checks that segment `earlier` holds exactly a segment.
+    fn check_full(&self, rel: RelFileLocator, fork: ForkNumber, earlier: u32) -> Result<()> {
         let relative = self.seg_path(rel, fork, earlier)?;
         let blocks = match self.fs.file_len(&self.full_path(&relative)) {
             Ok(len) => len.unwrap_or(0) / self.block_bytes(),
@@ -195,7 +202,9 @@ impl<F: FileSystem> Inner<F> {
     /// Whole blocks in an open segment file (a trailing partial block is
     /// not counted, as in `mdnblocks`), checked against the segment size.
     pub fn file_blocks(&self, file: &F::File, relative: &str, segno: u32) -> Result<u64> {
-        let len = file.size().map_err(|err| Error::io("stat", relative, err))?;
+        let len = file
+            .size()
+            .map_err(|err| Error::io("stat", relative, err))?;
         let blocks = len / self.block_bytes();
         if blocks > u64::from(self.segment_blocks()) {
             return Err(Error::CorruptSegment {

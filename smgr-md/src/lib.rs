@@ -397,7 +397,14 @@ impl<F: FileSystem> Smgr for MdSmgr<F> {
     }
 
     async fn immedsync(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
-        self.blocking("fsync", move |inner| inner.immedsync_blocking(rel, fork))
-            .await
+        // Every earlier write, even one whose future was dropped and which
+        // is still running on the blocking pool: they hold the fork's fence
+        // until their I/O ends, so taking it exclusively waits them out.
+        let fence = self.inner.fences.resize(rel, fork).await;
+        self.blocking("fsync", move |inner| {
+            let _fence = fence;
+            inner.immedsync_blocking(rel, fork)
+        })
+        .await
     }
 }

@@ -104,6 +104,12 @@ impl<F: FileSystem> Inner<F> {
     /// Shrinks the fork to `nblocks` (PostgreSQL's `mdtruncate`): segments
     /// wholly past the new end are removed, highest first, then the last
     /// remaining one is cut. Segment 0 always stays.
+    ///
+    /// A fork that is not well formed past `nblocks` (a power loss during
+    /// an extend across a segment boundary can leave a later segment with
+    /// data after a short one) is repaired the same way: what lies past
+    /// `nblocks` goes, and the fork must then have exactly `nblocks`
+    /// blocks, or the truncate fails saying how many it has.
     pub fn truncate_blocking(
         &self,
         rel: RelFileLocator,
@@ -111,15 +117,19 @@ impl<F: FileSystem> Inner<F> {
         nblocks: BlockNumber,
     ) -> Result<()> {
         self.check_writable("truncate", rel, fork)?;
-        let current = self.nblocks(rel, fork)?;
-        if nblocks > current {
-            return Err(Error::WrongBlock {
-                op: "truncate",
-                path: self.relpath(rel, fork)?,
-                block: nblocks,
-                nblocks: current,
-            });
-        }
+        let well_formed = match self.nblocks(rel, fork) {
+            Ok(current) if nblocks > current => {
+                return Err(Error::WrongBlock {
+                    op: "truncate",
+                    path: self.relpath(rel, fork)?,
+                    block: nblocks,
+                    nblocks: current,
+                })
+            }
+            Ok(_) => true,
+            Err(Error::CorruptSegment { .. }) => false,
+            Err(err) => return Err(err),
+        };
         let seg = self.segment_blocks();
         // The segment that holds the new last block keeps `keep_blocks`;
         // every segment after it goes.
@@ -142,8 +152,26 @@ impl<F: FileSystem> Inner<F> {
             .ok_or_else(|| Error::NotFound {
                 path: relative.clone(),
             })?;
-        file.set_len(u64::from(keep_blocks) * self.block_bytes())
-            .map_err(|err| Error::io("truncate", relative, err))?;
+        let keep_bytes = u64::from(keep_blocks) * self.block_bytes();
+        let size = file
+            .size()
+            .map_err(|err| Error::io("stat", relative.clone(), err))?;
+        // Only ever shorter: a repair must not invent blocks.
+        if well_formed || size > keep_bytes {
+            file.set_len(keep_bytes)
+                .map_err(|err| Error::io("truncate", relative, err))?;
+        }
+        if !well_formed {
+            let now = self.nblocks(rel, fork)?;
+            if now != nblocks {
+                return Err(Error::WrongBlock {
+                    op: "truncate",
+                    path: self.relpath(rel, fork)?,
+                    block: nblocks,
+                    nblocks: now,
+                });
+            }
+        }
         Ok(())
     }
 
@@ -182,17 +210,22 @@ impl<F: FileSystem> Inner<F> {
             .map_err(|err| Error::io("fsync directory", dir, err))
     }
 
-    /// Makes `dir` and any missing directories above it (under the root).
+    /// Makes `dir` and any missing directories above it (under the root),
+    /// each made durable in its parent at once (`fsync` of the parent): a
+    /// directory entry nobody synced can vanish at power loss with every
+    /// file below it, however often those files were synced.
     fn create_dirs(&self, dir: &Path) -> io::Result<()> {
         if dir == self.root || self.fs.is_dir(dir) {
             return Ok(());
         }
-        if let Some(parent) = dir.parent() {
-            self.create_dirs(parent)?;
-        }
+        let Some(parent) = dir.parent() else {
+            return Ok(());
+        };
+        self.create_dirs(parent)?;
         match self.fs.create_dir(dir) {
-            Err(err) if err.kind() != io::ErrorKind::AlreadyExists => Err(err),
-            _ => Ok(()),
+            Ok(()) => self.fs.sync_dir(parent),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            Err(err) => Err(err),
         }
     }
 

@@ -23,7 +23,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, IoSlice, IoSliceMut};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::fs::{FileSystem, OpenMode, SegmentFile};
 
@@ -31,6 +32,15 @@ use crate::fs::{FileSystem, OpenMode, SegmentFile};
 #[derive(Clone)]
 pub struct CrashFs {
     disk: Arc<Mutex<Disk>>,
+    gate: Arc<Gate>,
+}
+
+/// Holds writes back while paused (`CrashFs::pause_writes`).
+#[derive(Default)]
+struct Gate {
+    paused: Mutex<bool>,
+    resumed: Condvar,
+    waiting: AtomicUsize,
 }
 
 /// What a power cut kept and dropped.
@@ -115,6 +125,40 @@ impl CrashFs {
                 inodes: HashMap::new(),
                 next_inode: 1,
             })),
+            gate: Arc::default(),
+        }
+    }
+
+    /// Holds every write from now on (before it changes anything) until
+    /// [`resume_writes`](Self::resume_writes): a write still in flight, as
+    /// one slow device makes it.
+    pub fn pause_writes(&self) {
+        *self.gate.paused.lock().unwrap_or_else(|p| p.into_inner()) = true;
+    }
+
+    /// Lets held writes go on.
+    pub fn resume_writes(&self) {
+        *self.gate.paused.lock().unwrap_or_else(|p| p.into_inner()) = false;
+        self.gate.resumed.notify_all();
+    }
+
+    /// Writes held back right now.
+    pub fn writes_held(&self) -> usize {
+        self.gate.waiting.load(Ordering::SeqCst)
+    }
+
+    fn wait_if_paused(&self) {
+        let mut paused = self.gate.paused.lock().unwrap_or_else(|p| p.into_inner());
+        if *paused {
+            self.gate.waiting.fetch_add(1, Ordering::SeqCst);
+            while *paused {
+                paused = self
+                    .gate
+                    .resumed
+                    .wait(paused)
+                    .unwrap_or_else(|p| p.into_inner());
+            }
+            self.gate.waiting.fetch_sub(1, Ordering::SeqCst);
         }
     }
 
@@ -243,6 +287,7 @@ impl CrashFs {
                 inodes: disk.inodes.clone(),
                 next_inode: disk.next_inode,
             })),
+            gate: Arc::default(),
         }
     }
 
@@ -428,6 +473,7 @@ impl SegmentFile for CrashFile {
 
     fn write_at(&self, bufs: &[IoSlice<'_>], offset: u64) -> io::Result<usize> {
         self.writable()?;
+        self.fs.wait_if_paused();
         let data: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
         self.with(|inode| {
             write_into(&mut inode.live, offset, &data);

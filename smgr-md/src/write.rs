@@ -78,6 +78,17 @@ impl<F: FileSystem> Inner<F> {
             let file = self.create_seg(rel, fork, piece.segno)?;
             let offset = u64::from(piece.seg_block) * bs;
             let len = piece.count as u64 * bs;
+            // Bytes already past the fork's end (a partial block a power
+            // loss left behind) go first: `fallocate` keeps bytes that are
+            // there, and the new blocks must be zeros.
+            let relative = self.seg_path(rel, fork, piece.segno)?;
+            let size = file
+                .size()
+                .map_err(|err| Error::io("stat", relative.clone(), err))?;
+            if size > offset {
+                file.set_len(offset)
+                    .map_err(|err| Error::io("truncate", relative, err))?;
+            }
             if piece.count > FALLOCATE_MIN_BLOCKS {
                 match file.allocate(offset, len) {
                     Ok(()) => continue,
