@@ -48,3 +48,4 @@ pub fn scribble(
     file.sync().unwrap();
     fs.sync_dir(path.parent().unwrap()).unwrap();
 }
+pub mod model;
