@@ -6,7 +6,9 @@
 //! segment past a short one. So every write-like operation holds a fork's
 //! fence shared until its I/O ends (the guard travels with the blocking
 //! job), and `create`, `truncate` and `unlink` take it exclusively, waiting
-//! for every write still in flight. Forks hash onto a fixed set of fences;
+//! for every write still in flight. `immedsync` takes it exclusively and
+//! lets go at once: a barrier, so that its fsync covers every earlier
+//! write without holding later ones up. Forks hash onto a fixed set of fences;
 //! two forks that share one only wait for each other's size changes.
 
 use std::hash::{BuildHasher, RandomState};

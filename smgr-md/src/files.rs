@@ -87,6 +87,11 @@ impl<T> FileCache<T> {
         }
     }
 
+    /// Whether `key` is open in the cache (its LRU place unchanged).
+    pub fn contains(&self, key: &SegKey) -> bool {
+        self.state().files.contains(key)
+    }
+
     /// How many files are open through the cache.
     pub fn len(&self) -> usize {
         self.state().files.len()

@@ -169,10 +169,24 @@ impl<F: FileSystem> Inner<F> {
     /// Checks that every segment before `segno` holds exactly a segment.
     /// All of them, not just the one before: a read may jump straight to a
     /// late segment, so the earlier ones need not have been opened (and
-    /// checked) before.
+    /// checked) before. If the one before is open, the ones before it
+    /// were checked when it was opened (as here, or by `nblocks` walking
+    /// them in order; a truncate or unlink closes what it changes), so a
+    /// length each is paid once, not on every open.
     fn check_full_before(&self, rel: RelFileLocator, fork: ForkNumber, segno: u32) -> Result<()> {
-        for earlier in 0..segno {
-            self.check_full(rel, fork, earlier)?;
+        let Some(previous) = segno.checked_sub(1) else {
+            return Ok(());
+        };
+        self.check_full(rel, fork, previous)?;
+        let checked = self.files.contains(&SegKey {
+            rel,
+            fork,
+            segno: previous,
+        });
+        if !checked {
+            for earlier in 0..previous {
+                self.check_full(rel, fork, earlier)?;
+            }
         }
         Ok(())
     }

@@ -399,12 +399,10 @@ impl<F: FileSystem> Smgr for MdSmgr<F> {
     async fn immedsync(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<()> {
         // Every earlier write, even one whose future was dropped and which
         // is still running on the blocking pool: they hold the fork's fence
-        // until their I/O ends, so taking it exclusively waits them out.
-        let fence = self.inner.fences.resize(rel, fork).await;
-        self.blocking("fsync", move |inner| {
-            let _fence = fence;
-            inner.immedsync_blocking(rel, fork)
-        })
-        .await
+        // until their I/O ends, so taking it exclusively (and letting go at
+        // once: writes need not wait for the fsync) waits them out.
+        drop(self.inner.fences.resize(rel, fork).await);
+        self.blocking("fsync", move |inner| inner.immedsync_blocking(rel, fork))
+            .await
     }
 }

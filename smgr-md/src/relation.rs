@@ -127,7 +127,20 @@ impl<F: FileSystem> Inner<F> {
                 })
             }
             Ok(_) => true,
-            Err(Error::CorruptSegment { .. }) => false,
+            Err(Error::CorruptSegment { .. }) => {
+                // Refused before anything is removed if the blocks asked
+                // for are not all there.
+                let there = self.readable_prefix(rel, fork)?;
+                if u64::from(nblocks) > there {
+                    return Err(Error::WrongBlock {
+                        op: "truncate",
+                        path: self.relpath(rel, fork)?,
+                        block: nblocks,
+                        nblocks: there as BlockNumber,
+                    });
+                }
+                false
+            }
             Err(err) => return Err(err),
         };
         let seg = self.segment_blocks();
@@ -210,6 +223,27 @@ impl<F: FileSystem> Inner<F> {
             .map_err(|err| Error::io("fsync directory", dir, err))
     }
 
+    /// Blocks of a fork up to its first short segment (a segment longer
+    /// than a segment counts as full): what a fork that is not well formed
+    /// still has in order.
+    fn readable_prefix(&self, rel: RelFileLocator, fork: ForkNumber) -> Result<u64> {
+        let seg = u64::from(self.segment_blocks());
+        let mut blocks = 0;
+        for segno in 0..=u32::MAX {
+            let relative = self.seg_path(rel, fork, segno)?;
+            let len = self
+                .fs
+                .file_len(&self.full_path(&relative))
+                .map_err(|err| Error::io("stat", relative, err))?;
+            let here = len.unwrap_or(0) / self.block_bytes();
+            blocks += here.min(seg);
+            if here < seg {
+                break;
+            }
+        }
+        Ok(blocks)
+    }
+
     /// Makes `dir` and any missing directories above it (under the root),
     /// each made durable in its parent at once (`fsync` of the parent): a
     /// directory entry nobody synced can vanish at power loss with every
@@ -223,9 +257,10 @@ impl<F: FileSystem> Inner<F> {
         };
         self.create_dirs(parent)?;
         match self.fs.create_dir(dir) {
-            Ok(()) => self.fs.sync_dir(parent),
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-            Err(err) => Err(err),
+            // Made just now by another creator, which may not have synced
+            // it yet: sync it here too.
+            Err(err) if err.kind() != io::ErrorKind::AlreadyExists => Err(err),
+            _ => self.fs.sync_dir(parent),
         }
     }
 

@@ -33,12 +33,18 @@ async fn truncate_repairs_a_torn_multi_segment_extend() {
         }
         other => panic!("a torn extend reads as {other:?}"),
     }
-    // Asking for more than segment 0 holds cannot be honoured.
-    let more = fs.duplicate();
-    match open(&more, 4).truncate(rel, MAIN, 4).await {
+    // Asking for more than segment 0 holds cannot be honoured, and is
+    // refused before anything is removed.
+    match smgr.truncate(rel, MAIN, 4).await {
         Err(Error::WrongBlock { nblocks: 3, .. }) => {}
         other => panic!("truncate past what is there: {other:?}"),
     }
+    let segment_1 = smgr.segment_path(rel, MAIN, 1).unwrap();
+    assert_eq!(
+        fs.contents(&segment_1).map(|bytes| bytes.len()),
+        Some(BS),
+        "a refused truncate removed segment 1"
+    );
     smgr.truncate(rel, MAIN, 3).await.unwrap();
     assert_eq!(smgr.nblocks(rel, MAIN).await.unwrap(), 3);
     let bytes = smgr.read_to_vec(rel, MAIN, 0, 3).await.unwrap();

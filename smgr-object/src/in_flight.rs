@@ -1,8 +1,10 @@
 //! The cap on bytes of GETs in flight: a GET takes room for its range (in
 //! KiB, rounded up) before it is issued and gives it back when its bytes
-//! have arrived, so however many streams read at once, response bodies in
-//! memory stay under the cap. One cap serves the whole process unless a
+//! have arrived, so however many streams read at once, bodies still
+//! arriving stay under the cap. One cap serves the whole process unless a
 //! backend is given its own; the peak is kept for [`crate::ObjectStats`].
+//! (Bodies that have arrived and wait in read-ahead windows are bounded
+//! per backend by `ObjectOptions::prefetch_cache_bytes`.)
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -16,8 +18,10 @@ pub const DEFAULT_BYTES_IN_FLIGHT: u64 = 256 << 20;
 /// Room for bytes of GETs in flight, shared by the backends given it
 /// (cheap to clone: clones share the room). By default every
 /// [`ObjectSmgr`](crate::ObjectSmgr) of a process shares
-/// [`BytesInFlight::process`], so memory in response bodies stays bounded
-/// however many backends and streams read at once.
+/// [`BytesInFlight::process`], so memory in bodies still arriving stays
+/// bounded however many backends and streams read at once. Requests wait
+/// their turn first come, first served: a small read may wait behind
+/// read-ahead GETs issued before it.
 #[derive(Clone)]
 pub struct BytesInFlight(Arc<Room>);
 

@@ -128,6 +128,9 @@ impl Inner {
                         Ok(pieces)
                     }
                     None => {
+                        // Its GET failed or its task is gone: the window
+                        // leaves (its task removes it too, if it can).
+                        self.read_ahead.remove(object, window);
                         let own =
                             range.start.max(window.range.start)..range.end.min(window.range.end);
                         Ok(vec![self.get_range(key, seg, own).await?])
@@ -156,6 +159,16 @@ impl Inner {
                 let failed = !inner.fill(&object.key, &seg, &filling).await;
                 if let Some(window) = filling.window.upgrade().filter(|_| failed) {
                     inner.read_ahead.remove(&object, &window);
+                }
+                drop(filling);
+                // A while later, windows nobody came for go (a scan that
+                // stopped early), without waiting for the next access;
+                // the backend may be gone by then.
+                let backend = Arc::downgrade(&inner);
+                drop(inner);
+                tokio::time::sleep(crate::readahead::IDLE * 2).await;
+                if let Some(inner) = backend.upgrade() {
+                    inner.read_ahead.sweep_idle();
                 }
             });
         }
@@ -516,8 +529,14 @@ fn contiguous(pieces: Vec<Bytes>) -> Bytes {
     Bytes::from(all)
 }
 
-/// Copies pieces that follow one another into consecutive pages.
+/// Copies pieces that follow one another into consecutive pages; the
+/// pieces must hold exactly the pages' bytes (`fetch` returns exactly the
+/// range asked for).
 pub(crate) fn copy_to_pages(pieces: &[Bytes], pages: &mut [PageBuf]) {
+    debug_assert_eq!(
+        pieces.iter().map(Bytes::len).sum::<usize>(),
+        pages.iter().map(|p| p.len()).sum::<usize>()
+    );
     let mut page = 0;
     let mut at = 0;
     for piece in pieces {

@@ -143,8 +143,8 @@ pub struct ObjectStats {
     /// The most bytes prefetch and read-ahead windows held at once (at
     /// most `ObjectOptions::prefetch_cache_bytes`).
     pub peak_window_bytes: u64,
-    /// Bytes the windows hold now (0 once every read that was advised or
-    /// read ahead has been done).
+    /// Bytes the windows hold now (0 once every window was read whole, or
+    /// left idle for five seconds and swept).
     pub window_bytes: u64,
     /// Bytes of windows that left before they were read (idle five
     /// seconds when room was needed, or their GET failed): read ahead in

@@ -26,7 +26,8 @@ pub struct ObjectOptions {
     pub max_request_bytes: u64,
     /// How far ahead of a sequential reader its windows run (default
     /// 128 MiB: sixteen 8 MiB requests in flight, about 1 GiB/s at S3's
-    /// 60 MiB/s per request). 0: no read-ahead beyond what is advised.
+    /// 60 MiB/s per request). 0: nothing ahead of an access but its own
+    /// window (which still grows, up to `max_request_bytes`).
     pub read_ahead_bytes: u64,
     /// How new segment objects are stored. Existing objects keep their
     /// kind: a compressed one (`.zst`) stays compressed, a plain one plain,
@@ -58,9 +59,10 @@ pub struct ObjectOptions {
     /// The cap on bytes of GETs in flight (default: the process-wide
     /// [`BytesInFlight::process`], 256 MiB, shared by every backend): a
     /// GET waits for room before it is issued, so deep streams over many
-    /// forks cannot hold unbounded memory in response bodies. A GET larger
-    /// than the cap waits for all of it; read-ahead requests are never
-    /// larger.
+    /// forks cannot hold unbounded memory in bodies still arriving (bodies
+    /// kept in windows are bounded by `prefetch_cache_bytes`, per
+    /// backend). A GET larger than the cap waits for all of it; read-ahead
+    /// requests are never larger.
     pub bytes_in_flight: BytesInFlight,
 }
 

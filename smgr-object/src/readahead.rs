@@ -43,7 +43,7 @@ use tokio::sync::watch;
 
 /// Untouched this long, a window may go to make room (a reader gone, or a
 /// version replaced).
-const IDLE: Duration = Duration::from_secs(5);
+pub(crate) const IDLE: Duration = Duration::from_secs(5);
 /// Sequence records (objects with no window) kept before they are dropped.
 const MAX_SEQUENCES: usize = 4096;
 /// Read-ahead while requests still grow: this many requests' worth.
@@ -52,6 +52,8 @@ const AHEAD_REQUESTS: u64 = 16;
 const WINDOWS_PER_ACCESS: usize = 2;
 /// Ranges read kept per object (a sequential reader needs one).
 const MAX_READ_RANGES: usize = 64;
+/// A range read that has not grown for this long has no reader at work.
+const ACTIVE_MS: u64 = 1000;
 
 /// One version of one object.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -115,11 +117,17 @@ struct Sequence {
     last_end: [Option<u64>; 2],
     /// Size of the last window opened for it.
     request: u64,
-    /// What reads took lately (start → end, apart and not touching): no
-    /// read-ahead goes there. Another reader of the same object may be
-    /// ahead of this one (`verify` reads a large segment in chunks at
-    /// once), and reading ahead over what it read would be in vain.
-    read: BTreeMap<u64, u64>,
+    /// What reads took lately (start → (end, when it last grew, in ms)),
+    /// apart and not touching: no read-ahead goes where a reader is still
+    /// at work. Another reader of the same object may be ahead of this one
+    /// (`verify` reads a large segment in chunks at once), and reading
+    /// ahead over what it read would be in vain. A range that stopped
+    /// growing a second ago has no reader any more: it is ignored, so a
+    /// second scan of the object reads ahead like the first.
+    read: BTreeMap<u64, (u64, u64)>,
+    /// When it was last accessed (ms): its windows are not idle while it
+    /// is (a reader far behind its read-ahead still gets to them).
+    touched: u64,
 }
 
 impl Sequence {
@@ -136,39 +144,45 @@ impl Sequence {
                 .is_some_and(|(_, w)| w.range.end == at)
     }
 
-    /// Notes `range` as read.
-    fn note_read(&mut self, range: &Range<u64>) {
+    /// Notes `range` as read at `now` (ms).
+    fn note_read(&mut self, range: &Range<u64>, now: u64) {
+        // Ranges no reader grows any more go first: merged into this one
+        // they would look active again.
+        let stale = now.saturating_sub(ACTIVE_MS);
+        self.read.retain(|_, (_, grew)| *grew >= stale);
         let (mut start, mut end) = (range.start, range.end);
         let touching: Vec<u64> = self
             .read
             .range(..=end)
             .rev()
-            .take_while(|(_, e)| **e >= start)
+            .take_while(|(_, (e, _))| *e >= start)
             .map(|(s, _)| *s)
             .collect();
         for s in touching {
-            if let Some(e) = self.read.remove(&s) {
+            if let Some((e, _)) = self.read.remove(&s) {
                 start = start.min(s);
                 end = end.max(e);
             }
         }
-        self.read.insert(start, end);
-        if self.read.len() > MAX_READ_RANGES {
+        self.read.insert(start, (end, now));
+        while self.read.len() > MAX_READ_RANGES {
             self.read.pop_first();
         }
     }
 
-    /// Whether `at` was read lately; and where the next range read starts.
-    fn read_at(&self, at: u64) -> (bool, u64) {
+    /// Whether a reader still at work read `at`; and where the next range
+    /// such a reader read starts.
+    fn read_at(&self, at: u64, now: u64) -> (bool, u64) {
+        let active = |grew: u64| grew + ACTIVE_MS >= now;
         let inside = self
             .read
             .range(..=at)
             .next_back()
-            .is_some_and(|(_, e)| *e > at);
+            .is_some_and(|(_, (e, grew))| *e > at && active(*grew));
         let next = self
             .read
             .range(at + 1..)
-            .next()
+            .find(|(_, (_, grew))| active(*grew))
             .map_or(u64::MAX, |(s, _)| *s);
         (inside, next)
     }
@@ -289,6 +303,7 @@ impl ReadAhead {
             swept,
         } = &mut *state;
         let seq = objects.entry(object.clone()).or_default();
+        seq.touched = now;
         let sequential = seq.continues(range.start, advised);
         let mut opened = Vec::new();
         let mut open = |seq: &mut Sequence, bytes: &mut u64, window: Range<u64>| {
@@ -352,7 +367,7 @@ impl ReadAhead {
             let target = range.start.saturating_add(reach).min(end);
             for _ in 0..WINDOWS_PER_ACCESS {
                 let (gap, next) = seq.gap(range.start);
-                let (read, next_read) = seq.read_at(gap);
+                let (read, next_read) = seq.read_at(gap, now);
                 if gap >= target || gap >= end || read {
                     break;
                 }
@@ -365,7 +380,7 @@ impl ReadAhead {
         }
         seq.last_end[usize::from(advised)] = Some(range.end);
         if !advised {
-            seq.note_read(&range);
+            seq.note_read(&range, now);
         }
         let cover = seq.cover(&range);
         for part in cover.iter().flatten() {
@@ -429,6 +444,20 @@ impl ReadAhead {
         });
     }
 
+    /// Drops windows idle too long now (called a while after a window's
+    /// GET ends, so a scan that stopped early does not hold them until the
+    /// next access).
+    pub fn sweep_idle(&self) {
+        let now = self.now_ms();
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (freed, unread) = sweep(
+            &mut state.objects,
+            now.saturating_sub(IDLE.as_millis() as u64),
+        );
+        state.bytes -= freed;
+        state.dropped += unread;
+    }
+
     /// Bytes all windows hold now, the most they held at once, and the
     /// bytes of windows that left unread.
     pub fn bytes(&self) -> (u64, u64, u64) {
@@ -437,11 +466,12 @@ impl ReadAhead {
     }
 }
 
-/// Drops windows untouched since `before` (ms); returns their bytes, and
-/// how many of those were never read.
+/// Drops windows untouched since `before` (ms) whose object was not
+/// accessed since either; returns their bytes, and how many of those were
+/// never read.
 fn sweep(objects: &mut HashMap<ObjectVersion, Sequence>, before: u64) -> (u64, u64) {
     let (mut freed, mut unread) = (0, 0);
-    for seq in objects.values_mut() {
+    for seq in objects.values_mut().filter(|seq| seq.touched < before) {
         seq.windows.retain(|_, w| {
             let keep = w.touched.load(Relaxed) >= before;
             if !keep {
@@ -587,6 +617,37 @@ mod tests {
                 .all(|r| r.end <= 32 * MIB || r.start >= 40 * MIB),
             "{opened:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_second_scan_reads_ahead_like_the_first() {
+        // Read-ahead of 2 MiB: the first scan's leftovers lie past 16 MiB.
+        let ra = ReadAhead::new(1 << 40, MIB, 2 * MIB);
+        let run = 128 * 1024;
+        // Windows opened ahead of the access that opened them.
+        let scan = |ra: &ReadAhead| {
+            let mut ahead = 0;
+            for at in (0..16 * MIB).step_by(run as usize) {
+                let range = at..at + run;
+                let plan = ra.plan(&object(), 1 << 30, range.clone(), false);
+                ahead += plan
+                    .opened
+                    .iter()
+                    .filter(|f| f.range.start > range.end)
+                    .count();
+                for part in plan.cover.unwrap_or_default() {
+                    if let Part::Window(w) = part {
+                        ra.consumed(&object(), &w, &range);
+                    }
+                }
+            }
+            ahead
+        };
+        assert!(scan(&ra) > 0);
+        // The first reader is gone a second later: what it read no longer
+        // stops read-ahead.
+        tokio::time::sleep(std::time::Duration::from_millis(ACTIVE_MS + 100)).await;
+        assert!(scan(&ra) > 0, "no read-ahead on a second scan");
     }
 
     #[tokio::test]
