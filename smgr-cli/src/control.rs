@@ -64,6 +64,14 @@ pub struct ControlFile {
     pub segment_blocks: u32,
     /// 0 when data checksums are off.
     pub data_checksum_version: u32,
+    /// The cluster's `system_identifier`.
+    pub system_identifier: u64,
+    /// Where the last checkpoint record is (`checkPoint`).
+    pub checkpoint: u64,
+    /// Where replay would start from it (`checkPointCopy.redo`).
+    pub redo: u64,
+    /// Its timeline (`checkPointCopy.ThisTimeLineID`).
+    pub timeline: u32,
 }
 
 impl ControlFile {
@@ -92,7 +100,17 @@ impl ControlFile {
             ));
         }
         let field = |at: usize| u32_at(at).ok_or("control file cut short");
+        // The head of ControlFileData, laid out alike since PostgreSQL 9:
+        // system_identifier, versions, state, time, checkPoint, then the
+        // checkpoint's redo pointer and timeline.
+        let u64_at = |at: usize| -> Result<u64, &str> {
+            Ok(u64::from(field(at)?) | u64::from(field(at + 4)?) << 32)
+        };
         Ok(ControlFile {
+            system_identifier: u64_at(0)?,
+            checkpoint: u64_at(32)?,
+            redo: u64_at(40)?,
+            timeline: field(48)?,
             version: field(8)?,
             catalog_version: field(12)?,
             state: DbState(field(16)?),
@@ -108,6 +126,10 @@ impl ControlFile {
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut bytes = vec![0u8; 8192];
         let at = 208; // where PostgreSQL 15 has floatFormat
+        bytes[0..8].copy_from_slice(&self.system_identifier.to_le_bytes());
+        bytes[32..40].copy_from_slice(&self.checkpoint.to_le_bytes());
+        bytes[40..48].copy_from_slice(&self.redo.to_le_bytes());
+        bytes[48..52].copy_from_slice(&self.timeline.to_le_bytes());
         bytes[8..12].copy_from_slice(&self.version.to_le_bytes());
         bytes[12..16].copy_from_slice(&self.catalog_version.to_le_bytes());
         bytes[16..20].copy_from_slice(&self.state.0.to_le_bytes());
@@ -172,6 +194,10 @@ mod tests {
             state: DbState(1),
             block_size: 8192,
             segment_blocks: 131072,
+            system_identifier: 7_000_000_000_000_000_001,
+            checkpoint: 0x0200_0060,
+            redo: 0x0200_0028,
+            timeline: 1,
             data_checksum_version: 1,
         }
     }

@@ -30,6 +30,7 @@
 //! # }
 //! ```
 
+pub mod backup_manifest;
 pub mod bench;
 mod bench_pool;
 pub mod cluster;
@@ -39,5 +40,6 @@ pub mod inventory;
 pub mod location;
 pub mod manifest;
 pub mod scan;
+pub mod tree;
 pub mod upload;
 pub mod verify;

@@ -218,7 +218,16 @@ pub fn relative_key<'k>(prefix: &str, key: &'k str) -> Option<&'k str> {
 }
 
 /// The error for a location with nothing of a cluster in it.
-fn not_a_data_directory(location: String) -> Error {
+/// A directory reached again below itself through a symbolic link.
+pub(crate) fn symlink_loop(path: String) -> Error {
+    Error::io(
+        "walk",
+        path,
+        std::io::Error::other("a symbolic link loop: this directory contains itself"),
+    )
+}
+
+pub(crate) fn not_a_data_directory(location: String) -> Error {
     Error::io(
         "find a PostgreSQL data directory in",
         location,
@@ -368,11 +377,7 @@ fn walk_dir_in(
         if meta.is_dir() {
             let id = (meta.dev(), meta.ino());
             if ancestors.contains(&id) {
-                return Err(Error::io(
-                    "walk",
-                    path,
-                    std::io::Error::other("a symbolic link loop: this directory contains itself"),
-                ));
+                return Err(symlink_loop(path));
             }
             ancestors.push(id);
             walk_dir_in(root, &path, ancestors, files)?;

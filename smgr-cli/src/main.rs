@@ -119,8 +119,10 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Copy a data directory's relation files into an object store (the
-    /// files `verify` checks), so they can be verified and scanned there.
+    /// Copy the whole data directory of a stopped cluster into an object
+    /// store (every file and directory, tablespaces under pg_tblspc/OID/,
+    /// PostgreSQL's backup_manifest last), to verify, scan and restore it
+    /// there.
     Upload {
         /// The data directory.
         pgdata: PathBuf,
@@ -463,16 +465,16 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
             if json {
                 print_json(&report);
             } else {
-                for file in &report.not_relation_files {
-                    println!("not uploaded (not a relation file): {file}");
-                }
                 for failed in &report.failed {
                     println!("error: {}: {}", failed.file, failed.message);
                 }
                 println!(
-                    "uploaded {} files ({} in parts), {:.1} MiB stored as {:.1} MiB, in {:.2} s to {url}",
+                    "uploaded {} files ({} relation segments, {} in parts; {} directories, {} tablespaces), {:.1} MiB stored as {:.1} MiB, in {:.2} s to {url}",
                     report.files,
+                    report.relation_files,
                     report.multipart_files,
+                    report.directories,
+                    report.tablespaces,
                     report.bytes as f64 / (1 << 20) as f64,
                     report.stored_bytes as f64 / (1 << 20) as f64,
                     report.seconds

@@ -29,6 +29,13 @@ pub struct Manifest {
     pub format: u32,
     /// Every object, by key relative to the prefix.
     pub objects: Vec<ManifestEntry>,
+    /// Every directory of the data directory (relative paths), empty ones
+    /// too: object stores keep none.
+    #[serde(default)]
+    pub directories: Vec<String>,
+    /// The user tablespaces' links (`pg_tblspc/OID`), to make again.
+    #[serde(default)]
+    pub tablespaces: Vec<crate::tree::Tablespace>,
 }
 
 /// One object of a [`Manifest`].

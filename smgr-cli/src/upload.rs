@@ -1,10 +1,10 @@
-//! `smgr upload`: copy a data directory's relation files into an object
-//! store, under the keys the object backend reads (`prefix/base/5/16396.1`),
-//! so the copy can be verified and scanned there.
+//! `smgr upload`: copy the whole data directory of a stopped cluster into
+//! an object store, every file under its path (`prefix/base/5/16396.1`,
+//! `prefix/pg_wal/000000010000000000000001`), so the copy can be verified
+//! and scanned there, and restored (`smgr restore`).
 //!
-//! Files are the ones `smgr verify` checks (what `pg_checksums` scans and
-//! that name a relation segment); files with other names are left out and
-//! listed. Several files go up at once; a file larger than
+//! Relation segments may be stored compressed (`.zst`, seekable); other
+//! files go up as they are. Several files go up at once; a file larger than
 //! `multipart_above` goes up as a multipart upload in `part_bytes` parts,
 //! a few parts in flight, so memory stays bounded whatever the file size.
 
@@ -17,12 +17,14 @@ use std::time::Instant;
 use futures::StreamExt;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
 use serde::Serialize;
-use smgr_api::Error;
+use smgr_api::{Error, PathNaming};
 
-use crate::cluster::{ClusterFiles, CONTROL_FILE, VERSION_FILE};
-use crate::inventory::{Inventory, Problem};
+use crate::backup_manifest::{BackupFile, BackupManifest, WalRange, BACKUP_MANIFEST};
+use crate::cluster::ClusterFiles;
+use crate::inventory::Problem;
 use crate::location::{key_under, Location, LocationOptions};
 use crate::manifest::{Manifest, ManifestEntry};
+use crate::tree::walk;
 use crate::verify::Progress;
 
 /// How to upload.
@@ -59,27 +61,34 @@ impl Default for UploadOptions {
 /// What an upload did.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct UploadReport {
-    /// Files uploaded.
+    /// Files uploaded (every file of the data directory).
     pub files: u64,
+    /// Of those, relation segments (what `verify` checks page by page).
+    pub relation_files: u64,
     /// Of those, uploaded in parts.
     pub multipart_files: u64,
+    /// Directories recorded (empty ones too).
+    pub directories: u64,
+    /// User tablespaces recorded (their files are under `pg_tblspc/OID/`).
+    pub tablespaces: u64,
     /// Bytes of the files uploaded.
     pub bytes: u64,
     /// Bytes stored (less than `bytes` when compressed).
     pub stored_bytes: u64,
-    /// Files skipped by name, as `pg_checksums` skips them.
-    pub skipped_files: u64,
-    /// Files not uploaded because they are not relation segments.
-    pub not_relation_files: Vec<String>,
     /// Files that failed to upload.
     pub failed: Vec<Problem>,
     /// Wall time, in seconds.
     pub seconds: f64,
 }
 
-/// Uploads the relation files of the data directory `pgdata` to `url`.
-/// Failures of single files are in the report; the error return is for a
-/// location that cannot be opened or listed.
+/// Uploads the whole data directory `pgdata` of a stopped cluster to
+/// `url`: every file (relation segments compressed if asked), then
+/// PostgreSQL's `backup_manifest` (every file's size and CRC-32C), then
+/// `smgr-manifest.json` (every object as stored, the directories and the
+/// tablespace links), so a copy without it is visibly incomplete.
+/// Failures of single files are in the report (and then no manifest is
+/// written); the error return is for a location that cannot be opened or
+/// listed.
 pub async fn upload(
     pgdata: &Path,
     url: &str,
@@ -95,89 +104,77 @@ pub async fn upload(
     let options = &cluster.settle(&location, options, "upload the cluster at", |control, _| {
         control.not_shut_down()
     })?;
-    let local = location.open(options)?;
-    let inventory = Inventory::build(
-        local.list().await?.files,
-        &options.naming,
-        options.block_size,
-        options.segment_blocks,
-    );
+    let root = pgdata.to_path_buf();
+    let tree = blocking("data directory", move || walk(&root)).await?;
     let (store, prefix, _) = smgr_object::store_from_url(url, &options.store)?;
     let mut report = UploadReport {
-        skipped_files: inventory.skipped,
-        not_relation_files: inventory
-            .problems
-            .iter()
-            .filter(|p| p.message.starts_with("unexpected file"))
-            .map(|p| p.file.clone())
-            .collect(),
+        directories: tree.dirs.len() as u64,
+        tablespaces: tree.tablespaces.len() as u64,
         ..UploadReport::default()
     };
-    let files: Vec<(String, u64)> = inventory
-        .forks
-        .iter()
-        .flat_map(|f| &f.segments)
-        .map(|s| (s.path.clone(), s.size))
-        .collect();
-    // The cluster's own small files go up plain, after the relation
-    // files: `verify` and `scan` of the copy read them as they read a
-    // directory's.
-    let mut cluster_files = Vec::new();
-    for relative in [VERSION_FILE, CONTROL_FILE] {
-        if let Ok(meta) = std::fs::metadata(pgdata.join(relative)) {
-            cluster_files.push((relative.to_owned(), meta.len()));
-        }
-    }
-    progress.total.store(
-        files.iter().chain(&cluster_files).map(|f| f.1).sum(),
-        Ordering::Relaxed,
-    );
+    progress
+        .total
+        .store(tree.files.iter().map(|f| f.size).sum(), Ordering::Relaxed);
 
+    let naming = &options.naming;
     let key_of = |path: &str| key_under(&prefix, path);
-    let mut results = futures::stream::iter(files)
-        .map(|(path, size)| {
+    let results = futures::stream::iter(tree.files.iter().cloned())
+        .map(|file| {
             let store = store.clone();
-            let suffix = if upload.compress.is_some() {
+            // Relation segments may be stored compressed (seekable, so a
+            // block run is still one ranged GET); other files as they are.
+            let relation = is_relation_segment(naming, &file.path);
+            let compress = upload.compress.filter(|_| relation);
+            let suffix = if compress.is_some() {
                 smgr_object::seekable::COMPRESSED_SUFFIX
             } else {
                 ""
             };
-            let object = format!("{path}{suffix}");
+            let object = format!("{}{suffix}", file.path);
             let key = key_of(&object);
             let frame_bytes = upload.frame_blocks.max(1) * options.block_size.bytes();
-            let source = pgdata.join(&path);
             let progress = progress.clone();
+            let options = UploadOptions { compress, ..upload };
             async move {
-                let multipart = size > upload.multipart_above;
+                let multipart = file.size > upload.multipart_above;
                 let outcome = if multipart {
-                    put_in_parts(store, &key, source, upload, frame_bytes, &progress).await
+                    put_in_parts(
+                        store,
+                        &key,
+                        file.source.clone(),
+                        options,
+                        frame_bytes,
+                        &progress,
+                    )
+                    .await
                 } else {
                     put_whole(
                         store.as_ref(),
                         &key,
-                        source,
-                        upload.compress,
+                        file.source.clone(),
+                        compress,
                         frame_bytes,
                         &progress,
                     )
                     .await
                 };
-                (path, object, multipart, outcome)
+                (file, object, relation, multipart, outcome)
             }
         })
         .buffer_unordered(upload.jobs.max(1))
         .collect::<Vec<_>>()
         .await;
-    for (path, _) in cluster_files {
-        let source = pgdata.join(&path);
-        let outcome = put_whole(store.as_ref(), &key_of(&path), source, None, 0, &progress).await;
-        results.push((path.clone(), path, false, outcome));
-    }
-    let mut manifest = Manifest::default();
-    for (path, object, multipart, outcome) in results {
+    let mut manifest = Manifest {
+        directories: tree.dirs.clone(),
+        tablespaces: tree.tablespaces.clone(),
+        ..Manifest::default()
+    };
+    let mut backup = backup_manifest_of(&cluster);
+    for (file, object, relation, multipart, outcome) in results {
         match outcome {
             Ok(up) => {
                 report.files += 1;
+                report.relation_files += u64::from(relation);
                 report.bytes += up.bytes;
                 report.stored_bytes += up.stored;
                 report.multipart_files += u64::from(multipart);
@@ -186,22 +183,77 @@ pub async fn upload(
                     size: up.stored,
                     crc32c: up.crc32c,
                 });
+                backup.files.push(BackupFile {
+                    path: file.path,
+                    size: up.bytes,
+                    modified: file.modified,
+                    crc32c: up.file_crc32c,
+                });
             }
             Err(err) => report.failed.push(Problem {
-                file: path,
+                file: file.path,
                 message: err.to_string(),
             }),
         }
     }
     report.failed.sort();
-    // Last, and only for a complete copy: what `verify` checks the bucket
-    // against. A copy with failed files has no manifest, so it is never
-    // taken for complete.
+    // Last, and only for a complete copy: PostgreSQL's manifest of the
+    // files, then ours of the objects, which `verify` checks the bucket
+    // against. A copy with failed files has neither, so it is never taken
+    // for complete.
     if report.failed.is_empty() {
+        backup.files.sort_by(|a, b| a.path.cmp(&b.path));
+        let bytes = backup.to_bytes();
+        let crc = crc32c::crc32c(&bytes);
+        let size = bytes.len() as u64;
+        let key = key_of(BACKUP_MANIFEST);
+        store
+            .put(&smgr_object::object_path(&key)?, PutPayload::from(bytes))
+            .await
+            .map_err(|e| store_error("upload", &key, e))?;
+        manifest.objects.push(ManifestEntry {
+            key: BACKUP_MANIFEST.to_owned(),
+            size,
+            crc32c: crc,
+        });
         manifest.put(store.as_ref(), &prefix).await?;
     }
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
+}
+
+/// Whether `path` is a relation segment `verify` checks page by page.
+fn is_relation_segment(naming: &PathNaming, path: &str) -> bool {
+    ["global/", "base/", "pg_tblspc/"]
+        .iter()
+        .any(|top| path.starts_with(top))
+        && naming.parse(path).is_ok()
+}
+
+/// An empty backup manifest for this cluster: version 2 with its system
+/// identifier from PostgreSQL 17 on (whose `pg_verifybackup` checks it),
+/// else version 1; the WAL from the last checkpoint's redo point to the
+/// checkpoint, which a stopped cluster's `pg_wal` holds.
+fn backup_manifest_of(cluster: &ClusterFiles) -> BackupManifest {
+    let major: u32 = cluster
+        .major_version
+        .as_deref()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let control = cluster.control.as_ref();
+    BackupManifest {
+        version: if major >= 17 { 2 } else { 1 },
+        system_identifier: control.map(|c| c.system_identifier).filter(|_| major >= 17),
+        files: Vec::new(),
+        wal_ranges: control
+            .map(|c| WalRange {
+                timeline: c.timeline,
+                start_lsn: c.redo,
+                end_lsn: c.checkpoint,
+            })
+            .into_iter()
+            .collect(),
+    }
 }
 
 fn store_error(op: &'static str, key: &str, err: object_store::Error) -> Error {
@@ -231,6 +283,8 @@ struct Stored {
     stored: u64,
     /// CRC-32C of the object's bytes, for the manifest.
     crc32c: u32,
+    /// CRC-32C of the file's bytes, for PostgreSQL's manifest.
+    file_crc32c: u32,
 }
 
 /// Uploads a file in one PUT.
@@ -244,20 +298,22 @@ async fn put_whole(
 ) -> Result<Stored, Error> {
     let name = source.display().to_string();
     let what = name.clone();
-    let (len, body) = blocking(&name, move || {
+    let (len, file_crc, body) = blocking(&name, move || {
         let bytes = std::fs::read(source).map_err(|e| Error::io("read", what, e))?;
         let len = bytes.len() as u64;
+        let file_crc = crc32c::crc32c(&bytes);
         let body = match compress {
             Some(level) => smgr_object::seekable::compress(&bytes, frame_bytes, level)?,
             None => bytes,
         };
-        Ok((len, body))
+        Ok((len, file_crc, body))
     })
     .await?;
     let stored = Stored {
         bytes: len,
         stored: body.len() as u64,
         crc32c: crc32c::crc32c(&body),
+        file_crc32c: file_crc,
     };
     store
         .put(&smgr_object::object_path(key)?, PutPayload::from(body))
@@ -294,6 +350,7 @@ async fn put_in_parts(
     progress: &Progress,
 ) -> Result<Stored, Error> {
     let mut crc = 0u32;
+    let mut file_crc = 0u32;
     let mut compressor = match options.compress {
         Some(level) => Some(smgr_object::seekable::FrameCompressor::new(
             frame_bytes,
@@ -352,6 +409,7 @@ async fn put_in_parts(
         stored += body.len() as u64;
         crc = crc32c::crc32c_append(crc, body);
         writer.write(body);
+        file_crc = crc32c::crc32c_append(file_crc, &buf);
         total += buf.len() as u64;
         progress.done.fetch_add(buf.len() as u64, Ordering::Relaxed);
         file = Some(f);
@@ -370,5 +428,6 @@ async fn put_in_parts(
         bytes: total,
         stored,
         crc32c: crc,
+        file_crc32c: file_crc,
     })
 }

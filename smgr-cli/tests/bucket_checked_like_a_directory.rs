@@ -77,7 +77,10 @@ fn a_bucket_is_refused_and_read_as_its_directory_is() {
     let up = smgr_s3(&["upload", data, &url, seg[0], seg[1]]);
     assert_eq!(up.code, 0, "{up:?}");
     // The three segments, PG_VERSION and pg_control.
-    assert!(up.stdout.contains("uploaded 5 files"), "{up:?}");
+    assert!(
+        up.stdout.contains("uploaded 5 files (3 relation segments"),
+        "{up:?}"
+    );
 
     // Checksums off: refused in both places, with the same words, and
     // checked (headers only) with --no-checksums.

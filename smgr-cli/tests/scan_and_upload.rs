@@ -47,7 +47,8 @@ fn upload_then_scan_and_verify_the_copy() {
     write_fork(&data, "base/5/100", 300, 128);
     write_fork(&data, "base/5/100_vm", 1, 128);
     std::fs::write(data.join("base/5/PG_VERSION"), "15\n").unwrap();
-    std::fs::write(data.join("base/5/notes.txt"), "not a relation").unwrap();
+    std::fs::write(data.join("notes.txt"), "not a relation").unwrap();
+    std::fs::create_dir_all(data.join("pg_notify")).unwrap();
     let target = dir.path().join("bucket");
     std::fs::create_dir_all(&target).unwrap();
     let url = format!("file://{}/copy", target.display());
@@ -60,10 +61,10 @@ fn upload_then_scan_and_verify_the_copy() {
         "128",
     ]);
     assert_eq!(up.code, 0, "{up:?}");
-    assert!(up.stdout.contains("uploaded 4 files"), "{up:?}");
+    // Every file, relation or not; the empty directory is recorded.
     assert!(
         up.stdout
-            .contains("not uploaded (not a relation file): base/5/notes.txt"),
+            .contains("uploaded 6 files (4 relation segments, 0 in parts; 3 directories"),
         "{up:?}"
     );
     // Byte for byte, under the same relative paths.
@@ -72,6 +73,8 @@ fn upload_then_scan_and_verify_the_copy() {
         "base/5/100.1",
         "base/5/100.2",
         "base/5/100_vm",
+        "base/5/PG_VERSION",
+        "notes.txt",
     ] {
         assert_eq!(
             std::fs::read(target.join("copy").join(file)).unwrap(),
@@ -79,7 +82,6 @@ fn upload_then_scan_and_verify_the_copy() {
             "{file}"
         );
     }
-    assert!(!target.join("copy/base/5/PG_VERSION").exists());
 
     let scanned = scan_json(&[&url, "base/5/100", "--segment-blocks", "128"]);
     assert_eq!(scanned["blocks"], 300);
@@ -102,15 +104,11 @@ fn upload_then_scan_and_verify_the_copy() {
     ]);
     assert_eq!(up.code, 0, "{up:?}");
     let report: serde_json::Value = serde_json::from_str(&up.stdout).unwrap();
-    assert_eq!(report["files"], 4, "{report}");
-    assert_eq!(report["bytes"], 301 * 8192, "{report}");
+    assert_eq!(report["files"], 6, "{report}");
+    assert_eq!(report["relation_files"], 4, "{report}");
+    assert_eq!(report["directories"], 3, "{report}");
+    assert_eq!(report["bytes"], 301 * 8192 + 3 + 14, "{report}");
     assert_eq!(report["stored_bytes"], report["bytes"], "{report}");
-    assert_eq!(report["skipped_files"], 1, "PG_VERSION: {report}");
-    assert_eq!(
-        report["not_relation_files"],
-        serde_json::json!(["base/5/notes.txt"]),
-        "{report}"
-    );
     assert_eq!(report["failed"], serde_json::json!([]), "{report}");
 }
 

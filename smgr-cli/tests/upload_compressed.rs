@@ -68,7 +68,15 @@ fn compressed_uploads_verify_and_scan_like_the_directory() {
         "zstd:3",
     ]);
     assert_eq!(up.code, 0, "{up:?}");
-    assert!(up.stdout.contains("uploaded 5 files"), "{up:?}");
+    // The five segments compressed, base/5/PG_VERSION as it is.
+    assert!(
+        up.stdout.contains("uploaded 6 files (5 relation segments"),
+        "{up:?}"
+    );
+    assert_eq!(
+        std::fs::read(bucket.join("z/base/5/PG_VERSION")).unwrap(),
+        b"15\n"
+    );
     for file in [
         "base/5/100",
         "base/5/100.1",

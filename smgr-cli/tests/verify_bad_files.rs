@@ -49,6 +49,10 @@ fn control(state: u32, checksums: u32) -> ControlFile {
         state: DbState(state),
         block_size: 8192,
         segment_blocks: 4,
+        system_identifier: 7_000_000_000_000_000_001,
+        checkpoint: 0x0200_0060,
+        redo: 0x0200_0028,
+        timeline: 1,
         data_checksum_version: checksums,
     }
 }

@@ -153,6 +153,10 @@ pub fn pg15_control(segment_blocks: u32) -> smgr_cli::control::ControlFile {
         state: smgr_cli::control::DbState(1),
         block_size: 8192,
         segment_blocks,
+        system_identifier: 7_000_000_000_000_000_001,
+        checkpoint: 0x0200_0060,
+        redo: 0x0200_0028,
+        timeline: 1,
         data_checksum_version: 1,
     }
 }
@@ -221,9 +225,9 @@ pub fn upload(
     assert_eq!(up.code, 0, "{up:?}");
     let in_parts = up
         .stdout
-        .split_once(" files (")
-        .and_then(|(_, rest)| rest.split_once(" in parts)"))
-        .map(|(n, _)| n.parse().unwrap())
+        .split_once(" in parts")
+        .and_then(|(before, _)| before.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no upload summary: {up:?}"));
     Some((url, in_parts, removal))
 }
