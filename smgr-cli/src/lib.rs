@@ -39,6 +39,7 @@ pub mod demo;
 pub mod inventory;
 pub mod location;
 pub mod manifest;
+pub mod restore;
 pub mod scan;
 pub mod tree;
 pub mod upload;

@@ -14,6 +14,7 @@ use serde::Serialize;
 use smgr_api::{BlockSize, PageFormat, PathNaming, DEFAULT_SEGMENT_BLOCKS};
 use smgr_cli::cluster::ClusterFiles;
 use smgr_cli::location::{Location, LocationOptions};
+use smgr_cli::restore::{restore, RestoreOptions};
 use smgr_cli::scan::{scan_one_block, scan_stream, table};
 use smgr_cli::upload::{upload, UploadOptions};
 use smgr_cli::verify::{verify_location, Progress, VerifyOptions};
@@ -144,6 +145,28 @@ enum Command {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Write a cluster `upload` copied back into an empty directory, byte
+    /// for byte: every file checked against the upload's backup_manifest
+    /// (size, CRC-32C) and every page's checksum while it is written,
+    /// then fsynced. Exit status 0 all good, 1 bad pages, 2 problems.
+    Restore {
+        /// Where the upload is: s3://bucket/prefix, file:///dir.
+        url: String,
+        /// The directory to write (empty or missing).
+        dir: PathBuf,
+        /// Files written at the same time.
+        #[arg(long, short = 'j', default_value_t = 4, value_parser = in_range(1, 256))]
+        jobs: usize,
+        /// Put tablespace OID in DIR (empty or missing) instead of where
+        /// it was; may be repeated.
+        #[arg(long = "tablespace", value_name = "OID=DIR", value_parser = parse_tablespace)]
+        tablespaces: Vec<(String, PathBuf)>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// Run the side-by-side comparisons of BENCHMARKS.md on generated data
     /// and print one table of ratios.
     Bench {
@@ -206,6 +229,17 @@ struct StoreArgs {
     /// checksums, whose pages cannot show such damage themselves.
     #[arg(long)]
     require_frame_checksums: bool,
+}
+
+fn parse_tablespace(text: &str) -> Result<(String, PathBuf), String> {
+    match text.split_once('=') {
+        Some((oid, dir))
+            if !oid.is_empty() && oid.bytes().all(|b| b.is_ascii_digit()) && !dir.is_empty() =>
+        {
+            Ok((oid.to_owned(), PathBuf::from(dir)))
+        }
+        _ => Err("expected OID=DIR, a tablespace's OID and an absolute directory".into()),
+    }
 }
 
 fn parse_store_option(text: &str) -> Result<(String, String), String> {
@@ -481,6 +515,49 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
                 );
             }
             Ok(if report.failed.is_empty() { 0 } else { 2 })
+        }
+        Command::Restore {
+            url,
+            dir,
+            jobs,
+            tablespaces,
+            json,
+            store,
+        } => {
+            let options = RestoreOptions {
+                jobs,
+                tablespaces: tablespaces.into_iter().collect(),
+            };
+            let progress = Arc::new(Progress::default());
+            let bar = show_progress(progress.clone(), !json, "bytes");
+            let report = restore(&url, &dir, &store.options(), &options, progress).await;
+            finish_progress(bar).await;
+            let report = report?;
+            if json {
+                print_json(&report);
+            } else {
+                for bad in &report.bad_blocks {
+                    println!(
+                        "checksum verification failed in file \"{}\", block {}: {}",
+                        bad.file, bad.block_in_file, bad.detail
+                    );
+                }
+                for problem in &report.problems {
+                    println!("error: {}: {}", problem.file, problem.message);
+                }
+                println!(
+                    "restored {} files ({} directories, {} tablespaces), {:.1} MiB, in {:.2} s into {}; {} bad pages, {} problems",
+                    report.files,
+                    report.directories,
+                    report.tablespaces.len(),
+                    report.bytes as f64 / (1 << 20) as f64,
+                    report.seconds,
+                    dir.display(),
+                    report.bad_blocks.len(),
+                    report.problems.len()
+                );
+            }
+            Ok(report.exit_code())
         }
         Command::Bench { dir, mib } => {
             let (dir, _temp) = dir_or_temporary(dir)?;

@@ -231,3 +231,15 @@ pub fn upload(
         .unwrap_or_else(|| panic!("no upload summary: {up:?}"));
     Some((url, in_parts, removal))
 }
+
+/// The OID of the (first) user tablespace of the cluster at `data`.
+pub fn tablespace_oid(data: &Path) -> String {
+    std::fs::read_dir(data.join("pg_tblspc"))
+        .unwrap()
+        .next()
+        .expect("a tablespace link")
+        .unwrap()
+        .file_name()
+        .into_string()
+        .unwrap()
+}

@@ -1,0 +1,145 @@
+//! `smgr restore` of a real PostgreSQL 18 cluster with a user tablespace,
+//! uploaded to the S3 test server: the restored directory (its tablespace
+//! mapped elsewhere with `--tablespace`) passes PostgreSQL 18's own
+//! `pg_verifybackup` with the manifest the restore leaves there, and
+//! PostgreSQL 18 starts on it and answers with the rows the cluster had.
+//! A restore into a directory that is not empty is refused and touches
+//! nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::{run, smgr, upload, with_s3};
+use integration::pg18_clusters;
+
+/// `command` as the postgres user when this runs as root (PostgreSQL
+/// refuses to run as root).
+fn as_postgres(program: &Path) -> Command {
+    let root = run(Command::new("id").arg("-u")).stdout.trim() == "0";
+    if root {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn give_to_postgres(path: &Path) {
+    if run(Command::new("id").arg("-u")).stdout.trim() == "0" {
+        let chown = run(Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(path));
+        assert_eq!(chown.code, 0, "{chown:?}");
+    }
+}
+
+#[test]
+fn a_restored_cluster_starts_and_passes_pg_verifybackup() {
+    let Some(clusters) = pg18_clusters() else {
+        return;
+    };
+    let data = clusters.data("tablespace");
+    let Some((url, _, _removal)) = upload(&data, "restore-pg18", &[]) else {
+        return;
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    // PostgreSQL (as its own user) must reach what is below.
+    std::fs::set_permissions(
+        scratch.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let restored = scratch.path().join("restored");
+    let spc = scratch.path().join("spc");
+    let oid = common::tablespace_oid(&data);
+    let mut command = smgr();
+    command
+        .args(["restore", "--json", &url])
+        .arg(&restored)
+        .arg("--tablespace")
+        .arg(format!("{oid}={}", spc.display()));
+    assert!(with_s3(&mut command));
+    let done = run(&mut command);
+    assert_eq!(done.code, 0, "{done:?}");
+    let report: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
+    assert_eq!(report["bad_blocks"], serde_json::json!([]), "{report}");
+    assert!(report["files"].as_u64().unwrap() > 900, "{report}");
+    assert_eq!(
+        std::fs::read_link(restored.join("pg_tblspc").join(&oid)).unwrap(),
+        spc
+    );
+    // Byte for byte: a table's file in the tablespace and a catalog file.
+    let spread = clusters.relpath("tablespace", "spread");
+    for file in [spread.as_str(), "global/1262", "PG_VERSION"] {
+        assert_eq!(
+            std::fs::read(restored.join(file)).unwrap(),
+            std::fs::read(data.join(file)).unwrap(),
+            "{file}"
+        );
+    }
+
+    let verified = run(Command::new(clusters.bin.join("pg_verifybackup"))
+        .arg("--no-parse-wal")
+        .arg(&restored));
+    assert_eq!(verified.code, 0, "{verified:?}");
+
+    // PostgreSQL starts on it and has the rows.
+    let socket = scratch.path().join("socket");
+    std::fs::create_dir(&socket).unwrap();
+    for path in [&restored, &spc, &socket] {
+        give_to_postgres(path);
+    }
+    std::fs::set_permissions(
+        &restored,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let log = scratch.path().join("server.log");
+    std::fs::write(&log, "").unwrap();
+    give_to_postgres(&log);
+    let options = format!(
+        "-c listen_addresses='' -c unix_socket_directories='{}' -c fsync=off",
+        socket.display()
+    );
+    let started = run(as_postgres(&clusters.bin.join("pg_ctl"))
+        .args(["start", "-w", "-t", "60", "-D"])
+        .arg(&restored)
+        .arg("-l")
+        .arg(&log)
+        .args(["-o", &options]));
+    let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+    assert_eq!(started.code, 0, "{started:?}\n{server_log}");
+    let count = |table: &str| {
+        run(as_postgres(&clusters.bin.join("psql"))
+            .args(["-X", "-At", "-U", "postgres", "-d", "postgres", "-h"])
+            .arg(&socket)
+            .args(["-c", &format!("SELECT count(*) FROM {table}")]))
+    };
+    let spread_rows = count("spread");
+    let plain_rows = count("plain");
+    let stopped = run(as_postgres(&clusters.bin.join("pg_ctl"))
+        .args(["stop", "-w", "-m", "fast", "-D"])
+        .arg(&restored));
+    assert_eq!(spread_rows.stdout.trim(), "20000", "{spread_rows:?}");
+    assert_eq!(plain_rows.stdout.trim(), "5000", "{plain_rows:?}");
+    assert_eq!(stopped.code, 0, "{stopped:?}");
+
+    // Into a directory that is not empty: refused, nothing touched.
+    let busy = scratch.path().join("busy");
+    std::fs::create_dir(&busy).unwrap();
+    std::fs::write(busy.join("keep"), "mine").unwrap();
+    let mut command = smgr();
+    command.args(["restore", &url]).arg(&busy);
+    assert!(with_s3(&mut command));
+    let refused = run(&mut command);
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(refused.stderr.contains("not empty"), "{refused:?}");
+    let left: Vec<_> = std::fs::read_dir(&busy).unwrap().collect();
+    assert_eq!(left.len(), 1);
+    assert_eq!(std::fs::read(busy.join("keep")).unwrap(), b"mine");
+}
