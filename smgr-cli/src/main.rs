@@ -137,6 +137,11 @@ enum Command {
         /// can still be read from with one ranged GET.
         #[arg(long, value_parser = parse_compression)]
         compress: Option<i32>,
+        /// Into a prefix holding a finished upload: only say which files
+        /// would go up (new, or changed in size or CRC-32C) and which
+        /// objects would be deleted; change nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -481,6 +486,7 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
             url,
             jobs,
             compress,
+            dry_run,
             json,
             cluster,
             store,
@@ -489,6 +495,7 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
             let upload_options = UploadOptions {
                 jobs: jobs.max(1),
                 compress,
+                dry_run,
                 ..UploadOptions::default()
             };
             let progress = Arc::new(Progress::default());
@@ -501,6 +508,28 @@ async fn run(command: Command) -> Result<u8, bufmgr::Error> {
             } else {
                 for failed in &report.failed {
                     println!("error: {}: {}", failed.file, failed.message);
+                }
+                if report.dry_run {
+                    for file in &report.to_upload {
+                        println!("would upload: {file}");
+                    }
+                    for gone in &report.deleted {
+                        println!("would delete: {gone}");
+                    }
+                    println!(
+                        "dry run: {} files would be uploaded, {} are there already, {} objects would be deleted",
+                        report.to_upload.len(),
+                        report.unchanged,
+                        report.deleted.len()
+                    );
+                    return Ok(0);
+                }
+                if report.unchanged > 0 || !report.deleted.is_empty() {
+                    println!(
+                        "unchanged since the last upload: {} files; deleted: {} objects the cluster no longer has",
+                        report.unchanged,
+                        report.deleted.len()
+                    );
                 }
                 println!(
                     "uploaded {} files ({} relation segments, {} in parts; {} directories, {} tablespaces), {:.1} MiB stored as {:.1} MiB, in {:.2} s to {url}",

@@ -47,6 +47,13 @@ pub struct ManifestEntry {
     pub size: u64,
     /// CRC-32C (Castagnoli) of the bytes stored.
     pub crc32c: u32,
+    /// XXH3-64 of the file's own bytes (before compression), which tells
+    /// an upload into this prefix whether the file changed. CRC-32C cannot
+    /// alone: a file ending in the CRC-32C of what comes before it (as
+    /// `pg_control` does, then zeros) has the same CRC-32C whatever it
+    /// holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_xxh3: Option<u64>,
 }
 
 /// What checking a bucket against its manifest found.

@@ -8,6 +8,7 @@
 //! `multipart_above` goes up as a multipart upload in `part_bytes` parts,
 //! a few parts in flight, so memory stays bounded whatever the file size.
 
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -23,7 +24,7 @@ use crate::backup_manifest::{BackupFile, BackupManifest, WalRange, BACKUP_MANIFE
 use crate::cluster::ClusterFiles;
 use crate::inventory::Problem;
 use crate::location::{key_under, Location, LocationOptions};
-use crate::manifest::{Manifest, ManifestEntry};
+use crate::manifest::{Manifest, ManifestEntry, MANIFEST_NAME};
 use crate::tree::walk;
 use crate::verify::Progress;
 
@@ -43,6 +44,8 @@ pub struct UploadOptions {
     pub compress: Option<i32>,
     /// Blocks per compressed frame.
     pub frame_blocks: usize,
+    /// Only say what would be uploaded and deleted; change nothing.
+    pub dry_run: bool,
 }
 
 impl Default for UploadOptions {
@@ -54,6 +57,7 @@ impl Default for UploadOptions {
             parts_in_flight: 4,
             compress: None,
             frame_blocks: smgr_object::DEFAULT_FRAME_BLOCKS as usize,
+            dry_run: false,
         }
     }
 }
@@ -75,10 +79,107 @@ pub struct UploadReport {
     pub bytes: u64,
     /// Bytes stored (less than `bytes` when compressed).
     pub stored_bytes: u64,
+    /// Files the prefix already held as they are (an upload into a prefix
+    /// with a finished upload sends only files new or changed in size or
+    /// CRC-32C), left in place and not counted in `bytes`.
+    pub unchanged: u64,
+    /// Objects of the previous upload the cluster no longer has: deleted
+    /// (or, in a dry run, that would be).
+    pub deleted: Vec<String>,
+    /// In a dry run, the files that would be uploaded.
+    pub to_upload: Vec<String>,
+    /// Whether nothing was changed (`--dry-run`).
+    pub dry_run: bool,
     /// Files that failed to upload.
     pub failed: Vec<Problem>,
     /// Wall time, in seconds.
     pub seconds: f64,
+}
+
+/// What a finished upload in the prefix holds: its manifests.
+struct Previous {
+    /// Every file, by path: (size, CRC-32C).
+    files: HashMap<String, (u64, u32)>,
+    /// Every object, by key.
+    objects: BTreeMap<String, ManifestEntry>,
+}
+
+impl Previous {
+    /// The manifests under `prefix`, if an upload there finished.
+    async fn read(store: &dyn ObjectStore, prefix: &str) -> Result<Option<Previous>, Error> {
+        let Some(objects) = read_object(store, &key_under(prefix, MANIFEST_NAME)).await? else {
+            return Ok(None);
+        };
+        let Some(backup) = read_object(store, &key_under(prefix, BACKUP_MANIFEST)).await? else {
+            return Ok(None);
+        };
+        // Unreadable manifests: nothing can be taken as already there.
+        let (Ok(objects), Ok(backup)) = (
+            serde_json::from_slice::<Manifest>(&objects),
+            BackupManifest::parse(&backup),
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Previous {
+            files: backup
+                .files
+                .into_iter()
+                .map(|f| (f.path, (f.size, f.crc32c)))
+                .collect(),
+            objects: objects
+                .objects
+                .into_iter()
+                .map(|o| (o.key.clone(), o))
+                .collect(),
+        }))
+    }
+}
+
+/// An object's bytes, `None` if there is none.
+async fn read_object(store: &dyn ObjectStore, key: &str) -> Result<Option<bytes::Bytes>, Error> {
+    match store.get(&smgr_object::object_path(key)?).await {
+        Ok(found) => Ok(Some(
+            found
+                .bytes()
+                .await
+                .map_err(|e| store_error("read", key, e))?,
+        )),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(err) => Err(store_error("read", key, err)),
+    }
+}
+
+/// What became of one file.
+enum Sent {
+    /// Uploaded now.
+    Uploaded(Stored, bool),
+    /// Already there as it is: the previous upload's object, and the
+    /// file's CRC-32C.
+    Unchanged(ManifestEntry, u32),
+    /// Would be uploaded (dry run).
+    Planned,
+}
+
+/// The CRC-32C and XXH3-64 of a file's bytes, read on the blocking pool.
+async fn file_digest(source: PathBuf) -> Result<(u32, u64), Error> {
+    let name = source.display().to_string();
+    blocking(&name.clone(), move || {
+        let mut file = std::fs::File::open(&source).map_err(|e| Error::io("read", &name, e))?;
+        let mut crc = 0u32;
+        let mut hash = xxhash_rust::xxh3::Xxh3::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| Error::io("read", &name, e))?;
+            if n == 0 {
+                return Ok((crc, hash.digest()));
+            }
+            crc = crc32c::crc32c_append(crc, &buf[..n]);
+            hash.update(&buf[..n]);
+        }
+    })
+    .await
 }
 
 /// Uploads the whole data directory `pgdata` of a stopped cluster to
@@ -110,8 +211,21 @@ pub async fn upload(
     let mut report = UploadReport {
         directories: tree.dirs.len() as u64,
         tablespaces: tree.tablespaces.len() as u64,
+        dry_run: upload.dry_run,
         ..UploadReport::default()
     };
+    // Into a finished upload: only what changed goes up. Its manifest
+    // goes first, so that an upload cut short here is visibly unfinished
+    // rather than a mix that claims to be whole.
+    let previous = Previous::read(store.as_ref(), &prefix).await?;
+    if previous.is_some() && !upload.dry_run {
+        let key = key_under(&prefix, MANIFEST_NAME);
+        store
+            .delete(&smgr_object::object_path(&key)?)
+            .await
+            .map_err(|e| store_error("delete", &key, e))?;
+    }
+    let previous = previous.as_ref();
     progress
         .total
         .store(tree.files.iter().map(|f| f.size).sum(), Ordering::Relaxed);
@@ -135,8 +249,35 @@ pub async fn upload(
             let frame_bytes = upload.frame_blocks.max(1) * options.block_size.bytes();
             let progress = progress.clone();
             let options = UploadOptions { compress, ..upload };
+            // The previous upload's object for this file, if it holds the
+            // same bytes under the key this upload would use.
+            let same = previous.and_then(|p| {
+                let (size, crc) = *p.files.get(&file.path)?;
+                let entry = p.objects.get(&object)?;
+                let hash = entry.file_xxh3?;
+                (size == file.size).then(|| (entry.clone(), crc, hash))
+            });
             async move {
                 let multipart = file.size > upload.multipart_above;
+                if let Some((entry, crc, hash)) = same {
+                    match file_digest(file.source.clone()).await {
+                        Ok(now) if now == (crc, hash) => {
+                            progress.done.fetch_add(file.size, Ordering::Relaxed);
+                            return (
+                                file,
+                                object,
+                                relation,
+                                multipart,
+                                Ok(Sent::Unchanged(entry, crc)),
+                            );
+                        }
+                        Ok(_) => {}
+                        Err(err) => return (file, object, relation, multipart, Err(err)),
+                    }
+                }
+                if upload.dry_run {
+                    return (file, object, relation, multipart, Ok(Sent::Planned));
+                }
                 let outcome = if multipart {
                     put_in_parts(
                         store,
@@ -158,6 +299,7 @@ pub async fn upload(
                     )
                     .await
                 };
+                let outcome = outcome.map(|stored| Sent::Uploaded(stored, multipart));
                 (file, object, relation, multipart, outcome)
             }
         })
@@ -170,9 +312,13 @@ pub async fn upload(
         ..Manifest::default()
     };
     let mut backup = backup_manifest_of(&cluster);
-    for (file, object, relation, multipart, outcome) in results {
+    // The keys this upload holds (or would, or tried to: a file that failed
+    // keeps its old object).
+    let mut keys = std::collections::HashSet::new();
+    for (file, object, relation, _, outcome) in results {
+        keys.insert(object.clone());
         match outcome {
-            Ok(up) => {
+            Ok(Sent::Uploaded(up, multipart)) => {
                 report.files += 1;
                 report.relation_files += u64::from(relation);
                 report.bytes += up.bytes;
@@ -182,6 +328,7 @@ pub async fn upload(
                     key: object,
                     size: up.stored,
                     crc32c: up.crc32c,
+                    file_xxh3: Some(up.file_xxh3),
                 });
                 backup.files.push(BackupFile {
                     path: file.path,
@@ -190,6 +337,17 @@ pub async fn upload(
                     crc32c: up.file_crc32c,
                 });
             }
+            Ok(Sent::Unchanged(entry, crc)) => {
+                report.unchanged += 1;
+                manifest.objects.push(entry);
+                backup.files.push(BackupFile {
+                    path: file.path,
+                    size: file.size,
+                    modified: file.modified,
+                    crc32c: crc,
+                });
+            }
+            Ok(Sent::Planned) => report.to_upload.push(file.path),
             Err(err) => report.failed.push(Problem {
                 file: file.path,
                 message: err.to_string(),
@@ -197,10 +355,25 @@ pub async fn upload(
         }
     }
     report.failed.sort();
+    report.to_upload.sort();
+    // Objects of the previous upload the cluster no longer has.
+    if let Some(previous) = previous {
+        report.deleted = previous
+            .objects
+            .keys()
+            .filter(|key| !keys.contains(*key) && key.as_str() != BACKUP_MANIFEST)
+            .cloned()
+            .collect();
+    }
+    if upload.dry_run {
+        report.seconds = started.elapsed().as_secs_f64();
+        return Ok(report);
+    }
     // Last, and only for a complete copy: PostgreSQL's manifest of the
-    // files, then ours of the objects, which `verify` checks the bucket
-    // against. A copy with failed files has neither, so it is never taken
-    // for complete.
+    // files, then the objects gone from the cluster, then ours of the
+    // objects, which `verify` checks the bucket against. A copy with
+    // failed files has no manifest of ours, so it is never taken for
+    // complete.
     if report.failed.is_empty() {
         backup.files.sort_by(|a, b| a.path.cmp(&b.path));
         let bytes = backup.to_bytes();
@@ -215,7 +388,15 @@ pub async fn upload(
             key: BACKUP_MANIFEST.to_owned(),
             size,
             crc32c: crc,
+            file_xxh3: None,
         });
+        for gone in &report.deleted {
+            let key = key_of(gone);
+            match store.delete(&smgr_object::object_path(&key)?).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(err) => return Err(store_error("delete", &key, err)),
+            }
+        }
         manifest.put(store.as_ref(), &prefix).await?;
     }
     report.seconds = started.elapsed().as_secs_f64();
@@ -285,6 +466,8 @@ struct Stored {
     crc32c: u32,
     /// CRC-32C of the file's bytes, for PostgreSQL's manifest.
     file_crc32c: u32,
+    /// XXH3-64 of the file's bytes, to tell a change by.
+    file_xxh3: u64,
 }
 
 /// Uploads a file in one PUT.
@@ -298,15 +481,16 @@ async fn put_whole(
 ) -> Result<Stored, Error> {
     let name = source.display().to_string();
     let what = name.clone();
-    let (len, file_crc, body) = blocking(&name, move || {
+    let (len, file_crc, file_xxh3, body) = blocking(&name, move || {
         let bytes = std::fs::read(source).map_err(|e| Error::io("read", what, e))?;
         let len = bytes.len() as u64;
         let file_crc = crc32c::crc32c(&bytes);
+        let file_xxh3 = xxhash_rust::xxh3::xxh3_64(&bytes);
         let body = match compress {
             Some(level) => smgr_object::seekable::compress(&bytes, frame_bytes, level)?,
             None => bytes,
         };
-        Ok((len, file_crc, body))
+        Ok((len, file_crc, file_xxh3, body))
     })
     .await?;
     let stored = Stored {
@@ -314,6 +498,7 @@ async fn put_whole(
         stored: body.len() as u64,
         crc32c: crc32c::crc32c(&body),
         file_crc32c: file_crc,
+        file_xxh3,
     };
     store
         .put(&smgr_object::object_path(key)?, PutPayload::from(body))
@@ -351,6 +536,7 @@ async fn put_in_parts(
 ) -> Result<Stored, Error> {
     let mut crc = 0u32;
     let mut file_crc = 0u32;
+    let mut file_hash = xxhash_rust::xxh3::Xxh3::new();
     let mut compressor = match options.compress {
         Some(level) => Some(smgr_object::seekable::FrameCompressor::new(
             frame_bytes,
@@ -410,6 +596,7 @@ async fn put_in_parts(
         crc = crc32c::crc32c_append(crc, body);
         writer.write(body);
         file_crc = crc32c::crc32c_append(file_crc, &buf);
+        file_hash.update(&buf);
         total += buf.len() as u64;
         progress.done.fetch_add(buf.len() as u64, Ordering::Relaxed);
         file = Some(f);
@@ -429,5 +616,6 @@ async fn put_in_parts(
         stored,
         crc32c: crc,
         file_crc32c: file_crc,
+        file_xxh3: file_hash.digest(),
     })
 }

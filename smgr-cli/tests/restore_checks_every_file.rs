@@ -9,38 +9,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::{run, smgr, Run};
+use common::{contents, run, smgr, Run};
 use integration::pg18_clusters;
-
-/// Every file (relative path → bytes) and directory under `root`,
-/// following the tablespace link as the upload does.
-fn contents(root: &Path) -> (BTreeMap<String, Vec<u8>>, Vec<String>) {
-    fn walk(dir: &Path, rel: &str, files: &mut BTreeMap<String, Vec<u8>>, dirs: &mut Vec<String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().into_string().unwrap();
-            let path = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            let meta = std::fs::metadata(entry.path()).unwrap();
-            if meta.is_dir() {
-                dirs.push(path.clone());
-                walk(&entry.path(), &path, files, dirs);
-            } else if path != "postmaster.pid" {
-                files.insert(path, std::fs::read(entry.path()).unwrap());
-            }
-        }
-    }
-    let (mut files, mut dirs) = (BTreeMap::new(), Vec::new());
-    walk(root, "", &mut files, &mut dirs);
-    dirs.sort();
-    (files, dirs)
-}
 
 /// Restores `url` into `into`, tablespace `oid` into `into` + `-spc`.
 fn restore(url: &str, into: &Path, oid: &str) -> (Run, serde_json::Value) {

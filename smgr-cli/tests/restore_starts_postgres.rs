@@ -10,33 +10,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
-use common::{run, smgr, upload, with_s3};
+use common::{as_postgres, give_to_postgres, run, smgr, upload, with_s3};
 use integration::pg18_clusters;
-
-/// `command` as the postgres user when this runs as root (PostgreSQL
-/// refuses to run as root).
-fn as_postgres(program: &Path) -> Command {
-    let root = run(Command::new("id").arg("-u")).stdout.trim() == "0";
-    if root {
-        let mut command = Command::new("runuser");
-        command.args(["-u", "postgres", "--"]).arg(program);
-        command
-    } else {
-        Command::new(program)
-    }
-}
-
-fn give_to_postgres(path: &Path) {
-    if run(Command::new("id").arg("-u")).stdout.trim() == "0" {
-        let chown = run(Command::new("chown")
-            .args(["-R", "postgres:postgres"])
-            .arg(path));
-        assert_eq!(chown.code, 0, "{chown:?}");
-    }
-}
 
 #[test]
 fn a_restored_cluster_starts_and_passes_pg_verifybackup() {

@@ -181,6 +181,7 @@ async fn multipart_compressed_uploads_are_whole_seekable_objects() {
         parts_in_flight: 2,
         compress: Some(1),
         frame_blocks: 16,
+        dry_run: false,
     };
     let report = upload(&data, &url, &options, upload_options, Arc::default())
         .await

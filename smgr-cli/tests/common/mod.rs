@@ -243,3 +243,61 @@ pub fn tablespace_oid(data: &Path) -> String {
         .into_string()
         .unwrap()
 }
+
+/// `program` run as the postgres user when this runs as root (PostgreSQL
+/// refuses to run as root).
+pub fn as_postgres(program: &Path) -> Command {
+    if is_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn is_root() -> bool {
+    run(Command::new("id").arg("-u")).stdout.trim() == "0"
+}
+
+/// Hands `path` (recursively) to the postgres user when running as root.
+pub fn give_to_postgres(path: &Path) {
+    if is_root() {
+        let chown = run(Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(path));
+        assert_eq!(chown.code, 0, "{chown:?}");
+    }
+}
+
+/// Every file (relative path → bytes) and directory under `root`,
+/// following links as `upload` does (`postmaster.pid` left out).
+pub fn contents(root: &Path) -> (std::collections::BTreeMap<String, Vec<u8>>, Vec<String>) {
+    fn walk(
+        dir: &Path,
+        rel: &str,
+        files: &mut std::collections::BTreeMap<String, Vec<u8>>,
+        dirs: &mut Vec<String>,
+    ) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            let path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            let meta = std::fs::metadata(entry.path()).unwrap();
+            if meta.is_dir() {
+                dirs.push(path.clone());
+                walk(&entry.path(), &path, files, dirs);
+            } else if path != "postmaster.pid" {
+                files.insert(path, std::fs::read(entry.path()).unwrap());
+            }
+        }
+    }
+    let (mut files, mut dirs) = (std::collections::BTreeMap::new(), Vec::new());
+    walk(root, "", &mut files, &mut dirs);
+    dirs.sort();
+    (files, dirs)
+}
