@@ -17,10 +17,12 @@
 //! tablespace directory, must be empty or missing: nothing is written
 //! anywhere else, and a refusal changes nothing. The manifest is left in
 //! the directory as `backup_manifest`, as `pg_basebackup` leaves it, so
-//! `pg_verifybackup` can check the result.
+//! `pg_verifybackup` can check the result. Directories are made 0700 and
+//! files 0600, as PostgreSQL wants its data directory.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -209,8 +211,13 @@ pub async fn restore(
 
     // Directories and links first.
     let mut report = RestoreReport::default();
+    // Owner-only, as PostgreSQL wants its data directory (and as
+    // pg_basebackup writes it): directories 0700, files 0600.
     let mkdir = |path: &Path| {
-        std::fs::create_dir_all(path)
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(path)
             .map_err(|e| Error::io("create directory", path.display().to_string(), e))
     };
     mkdir(dir)?;
@@ -349,7 +356,11 @@ pub async fn restore(
     let manifest_path = dir.join(BACKUP_MANIFEST);
     let bytes = manifest_bytes.clone();
     blocking(&manifest_path.clone(), move || {
-        let mut file = std::fs::File::create(&manifest_path)?;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&manifest_path)?;
         file.write_all(&bytes)?;
         file.sync_all()
     })
@@ -470,7 +481,11 @@ async fn restore_file(
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(8);
     let shown = target.display().to_string();
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<Written> {
-        let file = std::fs::File::create(&target)?;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&target)?;
         let mut sink = Sink {
             file: std::io::BufWriter::with_capacity(1 << 20, file),
             size: 0,
