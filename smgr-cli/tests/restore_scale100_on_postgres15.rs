@@ -12,7 +12,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{as_postgres, give_to_postgres, run, smgr, upload, with_s3};
+use common::{run, smgr, upload, with_s3, Server};
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
 
@@ -66,32 +66,8 @@ fn scale100_comes_back_and_postgres15_counts_its_rows() {
         .arg(&restored));
     assert_eq!(verified.code, 0, "{verified:?}");
 
-    let socket = scratch.path().join("socket");
-    std::fs::create_dir(&socket).unwrap();
-    let log = scratch.path().join("server.log");
-    std::fs::write(&log, "").unwrap();
-    for path in [&restored, &socket, &log] {
-        give_to_postgres(path);
-    }
-    let options = format!(
-        "-c listen_addresses='' -c unix_socket_directories='{}' -c fsync=off",
-        socket.display()
-    );
-    let started = run(as_postgres(&Path::new(BIN).join("pg_ctl"))
-        .args(["start", "-w", "-t", "120", "-D"])
-        .arg(&restored)
-        .arg("-l")
-        .arg(&log)
-        .args(["-o", &options]));
-    let server_log = std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(started.code, 0, "{started:?}\n{server_log}");
-    let count = run(as_postgres(&Path::new(BIN).join("psql"))
-        .args(["-X", "-At", "-U", "postgres", "-d", "bench", "-h"])
-        .arg(&socket)
-        .args(["-c", "SELECT count(*) FROM pgbench_accounts"]));
-    let stopped = run(as_postgres(&Path::new(BIN).join("pg_ctl"))
-        .args(["stop", "-w", "-m", "fast", "-D"])
-        .arg(&restored));
+    let server = Server::start(Path::new(BIN), &restored, scratch.path(), &[]);
+    let count = server.psql("bench", "SELECT count(*) FROM pgbench_accounts");
+    server.stop();
     assert_eq!(count.stdout.trim(), "10000000", "{count:?}");
-    assert_eq!(stopped.code, 0, "{stopped:?}");
 }

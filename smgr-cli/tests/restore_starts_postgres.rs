@@ -12,7 +12,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{as_postgres, give_to_postgres, run, smgr, upload, with_s3};
+use common::{run, smgr, upload, with_s3, Server};
 use integration::pg18_clusters;
 
 #[test]
@@ -66,45 +66,12 @@ fn a_restored_cluster_starts_and_passes_pg_verifybackup() {
     assert_eq!(verified.code, 0, "{verified:?}");
 
     // PostgreSQL starts on it and has the rows.
-    let socket = scratch.path().join("socket");
-    std::fs::create_dir(&socket).unwrap();
-    for path in [&restored, &spc, &socket] {
-        give_to_postgres(path);
-    }
-    std::fs::set_permissions(
-        &restored,
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    )
-    .unwrap();
-    let log = scratch.path().join("server.log");
-    std::fs::write(&log, "").unwrap();
-    give_to_postgres(&log);
-    let options = format!(
-        "-c listen_addresses='' -c unix_socket_directories='{}' -c fsync=off",
-        socket.display()
-    );
-    let started = run(as_postgres(&clusters.bin.join("pg_ctl"))
-        .args(["start", "-w", "-t", "60", "-D"])
-        .arg(&restored)
-        .arg("-l")
-        .arg(&log)
-        .args(["-o", &options]));
-    let server_log = std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(started.code, 0, "{started:?}\n{server_log}");
-    let count = |table: &str| {
-        run(as_postgres(&clusters.bin.join("psql"))
-            .args(["-X", "-At", "-U", "postgres", "-d", "postgres", "-h"])
-            .arg(&socket)
-            .args(["-c", &format!("SELECT count(*) FROM {table}")]))
-    };
-    let spread_rows = count("spread");
-    let plain_rows = count("plain");
-    let stopped = run(as_postgres(&clusters.bin.join("pg_ctl"))
-        .args(["stop", "-w", "-m", "fast", "-D"])
-        .arg(&restored));
+    let server = Server::start(&clusters.bin, &restored, scratch.path(), &[&spc]);
+    let spread_rows = server.psql("postgres", "SELECT count(*) FROM spread");
+    let plain_rows = server.psql("postgres", "SELECT count(*) FROM plain");
+    server.stop();
     assert_eq!(spread_rows.stdout.trim(), "20000", "{spread_rows:?}");
     assert_eq!(plain_rows.stdout.trim(), "5000", "{plain_rows:?}");
-    assert_eq!(stopped.code, 0, "{stopped:?}");
 
     // Into a directory that is not empty: refused, nothing touched.
     let busy = scratch.path().join("busy");

@@ -13,7 +13,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{as_postgres, contents, give_to_postgres, run, smgr, with_s3};
+use common::{contents, run, smgr, with_s3, Server};
 use integration::pg18_clusters;
 
 fn upload_json(data: &std::path::Path, url: &str, extra: &[&str]) -> serde_json::Value {
@@ -58,35 +58,13 @@ fn a_second_upload_sends_only_what_changed() {
     assert_eq!(first["files"].as_u64(), Some(before.len() as u64));
 
     // Change a few rows through PostgreSQL itself; remove our file.
-    let socket = scratch.path().join("socket");
-    std::fs::create_dir(&socket).unwrap();
-    give_to_postgres(&data);
-    give_to_postgres(&socket);
-    let options = format!(
-        "-c listen_addresses='' -c unix_socket_directories='{}'",
-        socket.display()
+    let server = Server::start(&clusters.bin, &data, scratch.path(), &[]);
+    let updated = server.psql(
+        "postgres",
+        "UPDATE plain SET note = 'changed' WHERE id <= 3",
     );
-    // A log file of its own: a server left with our pipes as its output
-    // would keep `run` waiting for them to close.
-    let log = scratch.path().join("server.log");
-    std::fs::write(&log, "").unwrap();
-    give_to_postgres(&log);
-    let started = run(as_postgres(&clusters.bin.join("pg_ctl"))
-        .args(["start", "-w", "-t", "60", "-D"])
-        .arg(&data)
-        .arg("-l")
-        .arg(&log)
-        .args(["-o", &options]));
-    assert_eq!(started.code, 0, "{started:?}");
-    let updated = run(as_postgres(&clusters.bin.join("psql"))
-        .args(["-X", "-q", "-U", "postgres", "-d", "postgres", "-h"])
-        .arg(&socket)
-        .args(["-c", "UPDATE plain SET note = 'changed' WHERE id <= 3"]));
-    let stopped = run(as_postgres(&clusters.bin.join("pg_ctl"))
-        .args(["stop", "-w", "-m", "fast", "-D"])
-        .arg(&data));
+    server.stop();
     assert_eq!(updated.code, 0, "{updated:?}");
-    assert_eq!(stopped.code, 0, "{stopped:?}");
     std::fs::remove_file(data.join("notes-of-ours.txt")).unwrap();
 
     let (after, _) = contents(&data);

@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test file uses part of this
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use smgr_api::{BlockSize, PageFormat, PageVerifier};
@@ -300,4 +300,82 @@ pub fn contents(root: &Path) -> (std::collections::BTreeMap<String, Vec<u8>>, Ve
     walk(root, "", &mut files, &mut dirs);
     dirs.sort();
     (files, dirs)
+}
+
+/// A PostgreSQL server started on a data directory for a test (as the
+/// postgres user when running as root), listening on a Unix socket in a
+/// scratch directory only; stopped when dropped.
+pub struct Server {
+    bin: PathBuf,
+    data: PathBuf,
+    socket: PathBuf,
+    stopped: bool,
+}
+
+impl Server {
+    /// Starts the server of `bin` (its `bin/` directory) on `data`, with
+    /// its socket and log in `scratch` (which the postgres user must be
+    /// able to reach). `also` are directories the server needs too (a
+    /// tablespace), handed to it as `data` is.
+    pub fn start(bin: &Path, data: &Path, scratch: &Path, also: &[&Path]) -> Server {
+        let socket = scratch.join("socket");
+        std::fs::create_dir_all(&socket).unwrap();
+        // A log file of its own: a server left with our pipes as its
+        // output would keep `run` waiting for them to close.
+        let log = scratch.join("server.log");
+        std::fs::write(&log, "").unwrap();
+        for path in [data, &socket, &log]
+            .into_iter()
+            .chain(also.iter().copied())
+        {
+            give_to_postgres(path);
+        }
+        let options = format!(
+            "-c listen_addresses='' -c unix_socket_directories='{}' -c fsync=off",
+            socket.display()
+        );
+        let started = run(as_postgres(&bin.join("pg_ctl"))
+            .args(["start", "-w", "-t", "120", "-D"])
+            .arg(data)
+            .arg("-l")
+            .arg(&log)
+            .args(["-o", &options]));
+        let server_log = std::fs::read_to_string(&log).unwrap_or_default();
+        assert_eq!(started.code, 0, "{started:?}\n{server_log}");
+        Server {
+            bin: bin.to_path_buf(),
+            data: data.to_path_buf(),
+            socket,
+            stopped: false,
+        }
+    }
+
+    /// Runs `sql` in database `db`; its unaligned output.
+    pub fn psql(&self, db: &str, sql: &str) -> Run {
+        run(as_postgres(&self.bin.join("psql"))
+            .args(["-X", "-At", "-U", "postgres", "-d", db, "-h"])
+            .arg(&self.socket)
+            .args(["-c", sql]))
+    }
+
+    /// Stops it (fast shutdown), checking that it stopped.
+    pub fn stop(mut self) {
+        let stopped = self.pg_ctl_stop();
+        self.stopped = true;
+        assert_eq!(stopped.code, 0, "{stopped:?}");
+    }
+
+    fn pg_ctl_stop(&self) -> Run {
+        run(as_postgres(&self.bin.join("pg_ctl"))
+            .args(["stop", "-w", "-m", "fast", "-D"])
+            .arg(&self.data))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if !self.stopped {
+            self.pg_ctl_stop();
+        }
+    }
 }
