@@ -7,7 +7,9 @@
 //! kept as a [`Tablespace`] so a restore can make it again. Any other
 //! symbolic link (a `pg_wal` moved by `initdb -X`) is followed and copied
 //! as what it points to. `postmaster.pid` is left out (a stopped cluster
-//! has none; a stale one would keep a restored server from starting).
+//! has none; a stale one would keep a restored server from starting), and
+//! so is a `backup_manifest` at the top (a restored cluster has one; the
+//! upload writes its own).
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -91,7 +93,9 @@ fn walk_in(
         } else {
             format!("{relative}/{name}")
         };
-        if path == "postmaster.pid" {
+        // A running server's pid file, and the manifest a restore (or
+        // pg_basebackup) leaves: the upload writes its own.
+        if path == "postmaster.pid" || path == crate::backup_manifest::BACKUP_MANIFEST {
             continue;
         }
         let source = entry.path();

@@ -4,6 +4,8 @@
 //! page's checksum (exit 0); PostgreSQL 15's `pg_verifybackup` accepts the
 //! plain one with the manifest the restore leaves, and PostgreSQL 15
 //! starts on it and counts the 10,000,000 rows of `pgbench_accounts`.
+//! Then 100 rows change there: uploaded again into the same prefix,
+//! exactly the files whose bytes changed go up.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
@@ -66,8 +68,67 @@ fn scale100_comes_back_and_postgres15_counts_its_rows() {
         .arg(&restored));
     assert_eq!(verified.code, 0, "{verified:?}");
 
+    // What the bucket holds, as the restore wrote it.
+    let before = digests(&restored);
     let server = Server::start(Path::new(BIN), &restored, scratch.path(), &[]);
     let count = server.psql("bench", "SELECT count(*) FROM pgbench_accounts");
-    server.stop();
     assert_eq!(count.stdout.trim(), "10000000", "{count:?}");
+
+    // A few pages change (100 rows, a checkpoint; the server's own start
+    // and stop change a few files too): uploaded again into the same
+    // prefix, exactly the changed files move and the files gone go.
+    let updated = server.psql(
+        "bench",
+        "UPDATE pgbench_accounts SET abalance = abalance + 1 WHERE aid <= 100; CHECKPOINT",
+    );
+    server.stop();
+    assert_eq!(updated.code, 0, "{updated:?}");
+    let after = digests(&restored);
+    let changed = after
+        .iter()
+        .filter(|(path, digest)| before.get(*path) != Some(digest))
+        .count() as u64;
+    let gone: Vec<&String> = before.keys().filter(|p| !after.contains_key(*p)).collect();
+    let mut command = smgr();
+    command.args(["upload", "--json"]).arg(&restored).arg(&url);
+    assert!(with_s3(&mut command));
+    let again = run(&mut command);
+    assert_eq!(again.code, 0, "{again:?}");
+    let again: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert!(changed > 0 && changed < 40, "{changed} files changed");
+    assert_eq!(again["files"].as_u64(), Some(changed), "{again}");
+    assert_eq!(
+        again["unchanged"].as_u64(),
+        Some(after.len() as u64 - changed),
+        "{again}"
+    );
+    assert_eq!(again["deleted"], serde_json::json!(gone), "{again}");
+}
+
+/// Size and XXH3 of every file under `root` (`postmaster.pid` and the
+/// restore's `backup_manifest` left out, as an upload leaves them out).
+fn digests(root: &Path) -> std::collections::BTreeMap<String, (u64, u64)> {
+    fn walk(dir: &Path, rel: &str, out: &mut std::collections::BTreeMap<String, (u64, u64)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().into_string().unwrap();
+            let path = if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            };
+            if std::fs::metadata(entry.path()).unwrap().is_dir() {
+                walk(&entry.path(), &path, out);
+            } else if path != "postmaster.pid" && path != "backup_manifest" {
+                let bytes = std::fs::read(entry.path()).unwrap();
+                out.insert(
+                    path,
+                    (bytes.len() as u64, xxhash_rust::xxh3::xxh3_64(&bytes)),
+                );
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(root, "", &mut out);
+    out
 }
