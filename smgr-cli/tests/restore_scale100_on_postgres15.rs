@@ -105,30 +105,19 @@ fn scale100_comes_back_and_postgres15_counts_its_rows() {
     assert_eq!(again["deleted"], serde_json::json!(gone), "{again}");
 }
 
-/// Size and XXH3 of every file under `root` (`postmaster.pid` and the
-/// restore's `backup_manifest` left out, as an upload leaves them out).
+/// Size and XXH3 of every file under `root` (the restore's
+/// `backup_manifest` left out, as an upload leaves it out).
 fn digests(root: &Path) -> std::collections::BTreeMap<String, (u64, u64)> {
-    fn walk(dir: &Path, rel: &str, out: &mut std::collections::BTreeMap<String, (u64, u64)>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let entry = entry.unwrap();
-            let name = entry.file_name().into_string().unwrap();
-            let path = if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            };
-            if std::fs::metadata(entry.path()).unwrap().is_dir() {
-                walk(&entry.path(), &path, out);
-            } else if path != "postmaster.pid" && path != "backup_manifest" {
-                let bytes = std::fs::read(entry.path()).unwrap();
-                out.insert(
-                    path,
-                    (bytes.len() as u64, xxhash_rust::xxh3::xxh3_64(&bytes)),
-                );
-            }
-        }
-    }
     let mut out = std::collections::BTreeMap::new();
-    walk(root, "", &mut out);
+    common::each_entry(
+        root,
+        &mut |path, bytes| {
+            if path != "backup_manifest" {
+                let digest = (bytes.len() as u64, xxhash_rust::xxh3::xxh3_64(&bytes));
+                out.insert(path, digest);
+            }
+        },
+        &mut |_| {},
+    );
     out
 }

@@ -270,16 +270,17 @@ pub fn give_to_postgres(path: &Path) {
     }
 }
 
-/// Every file (relative path → bytes) and directory under `root`,
-/// following links as `upload` does (`postmaster.pid` left out).
-pub fn contents(root: &Path) -> (std::collections::BTreeMap<String, Vec<u8>>, Vec<String>) {
+/// Calls `file` with every file (relative path, bytes) and `dir` with
+/// every directory under `root`, following links as `upload` does
+/// (`postmaster.pid` left out).
+pub fn each_entry(root: &Path, file: &mut dyn FnMut(String, Vec<u8>), dir: &mut dyn FnMut(String)) {
     fn walk(
-        dir: &Path,
+        at: &Path,
         rel: &str,
-        files: &mut std::collections::BTreeMap<String, Vec<u8>>,
-        dirs: &mut Vec<String>,
+        file: &mut dyn FnMut(String, Vec<u8>),
+        dir: &mut dyn FnMut(String),
     ) {
-        for entry in std::fs::read_dir(dir).unwrap() {
+        for entry in std::fs::read_dir(at).unwrap() {
             let entry = entry.unwrap();
             let name = entry.file_name().into_string().unwrap();
             let path = if rel.is_empty() {
@@ -287,17 +288,28 @@ pub fn contents(root: &Path) -> (std::collections::BTreeMap<String, Vec<u8>>, Ve
             } else {
                 format!("{rel}/{name}")
             };
-            let meta = std::fs::metadata(entry.path()).unwrap();
-            if meta.is_dir() {
-                dirs.push(path.clone());
-                walk(&entry.path(), &path, files, dirs);
+            if std::fs::metadata(entry.path()).unwrap().is_dir() {
+                dir(path.clone());
+                walk(&entry.path(), &path, file, dir);
             } else if path != "postmaster.pid" {
-                files.insert(path, std::fs::read(entry.path()).unwrap());
+                file(path, std::fs::read(entry.path()).unwrap());
             }
         }
     }
+    walk(root, "", file, dir);
+}
+
+/// Every file (relative path → bytes) and directory under `root`, as
+/// [`each_entry`] finds them.
+pub fn contents(root: &Path) -> (std::collections::BTreeMap<String, Vec<u8>>, Vec<String>) {
     let (mut files, mut dirs) = (std::collections::BTreeMap::new(), Vec::new());
-    walk(root, "", &mut files, &mut dirs);
+    each_entry(
+        root,
+        &mut |path, bytes| {
+            files.insert(path, bytes);
+        },
+        &mut |path| dirs.push(path),
+    );
     dirs.sort();
     (files, dirs)
 }
