@@ -3,8 +3,9 @@
 //! mapped elsewhere with `--tablespace`) passes PostgreSQL 18's own
 //! `pg_verifybackup` with the manifest the restore leaves there, and
 //! PostgreSQL 18 starts on it and answers with the rows the cluster had.
-//! A restore into a directory that is not empty is refused and touches
-//! nothing.
+//! A page damaged and an object removed in the bucket make restore and
+//! verify fail, naming each. A restore into a directory that is not empty
+//! is refused and touches nothing.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a panic is a failure
 
@@ -73,6 +74,41 @@ fn a_restored_cluster_starts_and_passes_pg_verifybackup() {
     assert_eq!(spread_rows.stdout.trim(), "20000", "{spread_rows:?}");
     assert_eq!(plain_rows.stdout.trim(), "5000", "{plain_rows:?}");
 
+    // In the bucket, a page of a table damaged and a commit log segment
+    // removed: restore and verify both fail, naming each.
+    let table = clusters.relpath("tablespace", "plain");
+    damage_on_s3(&url, &table, "pg_xact/0000");
+    let mut command = smgr();
+    command
+        .args(["restore", "--json", &url])
+        .arg(scratch.path().join("damaged"))
+        .arg("--tablespace")
+        .arg(format!(
+            "{oid}={}",
+            scratch.path().join("damaged-spc").display()
+        ));
+    assert!(with_s3(&mut command));
+    let damaged = run(&mut command);
+    assert_eq!(damaged.code, 2, "{damaged:?}");
+    let report: serde_json::Value = serde_json::from_str(&damaged.stdout).unwrap();
+    assert_eq!(report["bad_blocks"][0]["file"], table.as_str(), "{report}");
+    let problems = report["problems"].to_string();
+    assert!(
+        problems.contains(&table) && problems.contains("CRC-32C"),
+        "{problems}"
+    );
+    assert!(
+        problems.contains("pg_xact/0000") && problems.contains("missing"),
+        "{problems}"
+    );
+    let mut command = smgr();
+    command.args(["verify", &url]);
+    assert!(with_s3(&mut command));
+    let verified = run(&mut command);
+    assert_eq!(verified.code, 2, "{verified:?}");
+    assert!(verified.stdout.contains(&table), "{verified:?}");
+    assert!(verified.stdout.contains("pg_xact/0000"), "{verified:?}");
+
     // Into a directory that is not empty: refused, nothing touched.
     let busy = scratch.path().join("busy");
     std::fs::create_dir(&busy).unwrap();
@@ -86,4 +122,31 @@ fn a_restored_cluster_starts_and_passes_pg_verifybackup() {
     let left: Vec<_> = std::fs::read_dir(&busy).unwrap().collect();
     assert_eq!(left.len(), 1);
     assert_eq!(std::fs::read(busy.join("keep")).unwrap(), b"mine");
+}
+
+/// Flips a byte in the second page of object `page_of` and deletes
+/// object `gone`, under the upload at `url` on the S3 test server.
+fn damage_on_s3(url: &str, page_of: &str, gone: &str) {
+    use object_store::ObjectStoreExt;
+
+    let options = integration::s3_server().unwrap();
+    let (store, prefix, _) = smgr_object::store_from_url(url, &options).unwrap();
+    let path = |key: &str| smgr_object::object_path(&format!("{prefix}/{key}")).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut bytes = store
+            .get(&path(page_of))
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap()
+            .to_vec();
+        bytes[8192 + 4000] ^= 0x55;
+        store.put(&path(page_of), bytes.into()).await.unwrap();
+        store.delete(&path(gone)).await.unwrap();
+    });
 }
