@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use smgr_api::{BlockNumber, BlockSize, Error, PathNaming, Result, Smgr};
 use smgr_md::{MdOptions, MdSmgr};
 use smgr_object::seekable::COMPRESSED_SUFFIX;
@@ -194,6 +194,49 @@ impl Opened {
         };
         files.sort();
         Ok(Listing { files, objects })
+    }
+}
+
+/// An object store's error as this crate's, naming the key.
+pub(crate) fn store_error(op: &'static str, key: &str, err: object_store::Error) -> Error {
+    Error::io(op, key, std::io::Error::other(err))
+}
+
+/// The bytes of object `key`; `None` if there is none.
+pub(crate) async fn read_object(
+    store: &dyn ObjectStore,
+    key: &str,
+) -> Result<Option<bytes::Bytes>> {
+    let fail = |err| store_error("read", key, err);
+    match store.get(&smgr_object::object_path(key)?).await {
+        Ok(found) => Ok(Some(found.bytes().await.map_err(fail)?)),
+        Err(object_store::Error::NotFound { .. }) => Ok(None),
+        Err(err) => Err(fail(err)),
+    }
+}
+
+/// The bytes of object `key`, which must be there.
+pub(crate) async fn read_required(store: &dyn ObjectStore, key: &str) -> Result<bytes::Bytes> {
+    read_object(store, key).await?.ok_or_else(|| {
+        Error::io(
+            "read",
+            key,
+            std::io::Error::new(std::io::ErrorKind::NotFound, "no such object"),
+        )
+    })
+}
+
+/// Runs `f` (file reads and writes, compression) on the blocking pool, so
+/// that the async workers stay free to drive the transfers.
+pub(crate) async fn blocking<T: Send + 'static>(
+    what: &str,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(result) => result,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        // Only a runtime shutting down cancels a blocking task.
+        Err(err) => Err(Error::io("run", what, std::io::Error::other(err))),
     }
 }
 

@@ -17,7 +17,7 @@ use smgr_api::{Error, PathNaming};
 use smgr_object::seekable::COMPRESSED_SUFFIX;
 
 use crate::inventory::Problem;
-use crate::location::key_under;
+use crate::location::{key_under, read_required, store_error};
 
 /// The manifest's key under the prefix.
 pub const MANIFEST_NAME: &str = "smgr-manifest.json";
@@ -66,10 +66,6 @@ pub struct BucketCheck {
     pub warnings: Vec<String>,
 }
 
-fn store_error(op: &'static str, key: &str, err: object_store::Error) -> Error {
-    Error::io(op, key, std::io::Error::other(err))
-}
-
 impl Manifest {
     /// Writes it under `prefix`, sorted by key.
     pub async fn put(mut self, store: &dyn ObjectStore, prefix: &str) -> Result<(), Error> {
@@ -113,7 +109,7 @@ pub async fn check_bucket(
         return Ok(check);
     };
     let manifest_key = key_under(prefix, MANIFEST_NAME);
-    let bytes = get(store, &manifest_key).await?;
+    let bytes = read_required(store, &manifest_key).await?;
     let manifest: Manifest = match serde_json::from_slice(&bytes) {
         Ok(manifest) => manifest,
         Err(err) => {
@@ -153,7 +149,7 @@ pub async fn check_bucket(
             .unwrap_or(&entry.key);
         if naming.parse(path).is_err() {
             // Not a relation segment: no page checksums to catch damage.
-            let bytes = get(store, &key_under(prefix, &entry.key)).await?;
+            let bytes = read_required(store, &key_under(prefix, &entry.key)).await?;
             let crc = crc32c::crc32c(&bytes);
             if crc != entry.crc32c {
                 check.problems.push(Problem {
@@ -173,16 +169,4 @@ pub async fn check_bucket(
         });
     }
     Ok(check)
-}
-
-async fn get(store: &dyn ObjectStore, key: &str) -> Result<Vec<u8>, Error> {
-    let fail = |err| store_error("read", key, err);
-    let bytes = store
-        .get(&smgr_object::object_path(key)?)
-        .await
-        .map_err(fail)?
-        .bytes()
-        .await
-        .map_err(fail)?;
-    Ok(bytes.to_vec())
 }

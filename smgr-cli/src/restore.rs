@@ -35,10 +35,11 @@ use serde::Serialize;
 use smgr_api::{BlockSize, Error, PageFormat, PageVerifier, PathNaming};
 
 use crate::backup_manifest::{BackupManifest, BACKUP_MANIFEST};
-use crate::control::ControlFile;
+use crate::cluster::ClusterFiles;
 use crate::inventory::Problem;
-use crate::location::key_under;
+use crate::location::{blocking, key_under, read_required, store_error, Location, LocationOptions};
 use crate::manifest::{Manifest, MANIFEST_NAME};
+use crate::upload::is_relation_segment;
 use crate::verify::{BadBlock, Progress};
 
 /// How to restore.
@@ -91,10 +92,6 @@ impl RestoreReport {
     }
 }
 
-fn store_error(op: &'static str, key: &str, err: object_store::Error) -> Error {
-    Error::io(op, key, std::io::Error::other(err))
-}
-
 fn refuse(dir: &Path, why: &str) -> Error {
     Error::io(
         "restore into",
@@ -110,17 +107,6 @@ fn empty_or_missing(dir: &Path) -> Result<bool, Error> {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(true),
         Err(err) => Err(Error::io("open", dir.display().to_string(), err)),
     }
-}
-
-async fn get(store: &dyn ObjectStore, key: &str) -> Result<Bytes, Error> {
-    let path = smgr_object::object_path(key)?;
-    store
-        .get(&path)
-        .await
-        .map_err(|e| store_error("read", key, e))?
-        .bytes()
-        .await
-        .map_err(|e| store_error("read", key, e))
 }
 
 /// Restores the upload at `url` into `dir`.
@@ -149,7 +135,7 @@ pub async fn restore(
         )
     };
     let objects: Manifest = {
-        let bytes = get(store.as_ref(), &key_under(&prefix, MANIFEST_NAME))
+        let bytes = read_required(store.as_ref(), &key_under(&prefix, MANIFEST_NAME))
             .await
             .map_err(|e| incomplete(MANIFEST_NAME, e))?;
         serde_json::from_slice(&bytes).map_err(|e| {
@@ -159,7 +145,7 @@ pub async fn restore(
             )
         })?
     };
-    let manifest_bytes = get(store.as_ref(), &key_under(&prefix, BACKUP_MANIFEST))
+    let manifest_bytes = read_required(store.as_ref(), &key_under(&prefix, BACKUP_MANIFEST))
         .await
         .map_err(|e| incomplete(BACKUP_MANIFEST, e))?;
     let backup = BackupManifest::parse(&manifest_bytes).map_err(|why| {
@@ -236,31 +222,27 @@ pub async fn restore(
         report.directories += 1;
     }
 
-    // Pages are checked with the cluster's own settings.
-    let control = backup
-        .files
-        .iter()
-        .any(|f| f.path == crate::cluster::CONTROL_FILE)
-        .then(|| key_under(&prefix, crate::cluster::CONTROL_FILE));
-    let verifier = match control {
-        Some(key) => {
-            let bytes = get(store.as_ref(), &key).await?;
-            let control = ControlFile::parse(&bytes).map_err(|why| {
-                Error::io(
-                    "read the control file",
-                    key.clone(),
-                    std::io::Error::other(why),
-                )
-            })?;
-            let block_size = BlockSize::new(control.block_size)?;
-            (control.data_checksum_version > 0).then(|| {
-                (
-                    PageVerifier::new(PageFormat::Postgres { checksums: true }, block_size),
-                    control.segment_blocks,
-                )
-            })
-        }
-        None => None,
+    // Pages are checked with the cluster's own settings, and tablespace
+    // paths read with its version directory, as `verify` reads them.
+    let location = Location::Object(url.to_owned());
+    let settings = LocationOptions {
+        store: store_options.clone(),
+        ..LocationOptions::default()
+    };
+    let cluster = ClusterFiles::read(&location, &settings).await?;
+    let naming = match cluster.tablespace_version_dir() {
+        Some(dir) => PathNaming::new(dir)?,
+        None => PathNaming::default(),
+    };
+    let verifier = match &cluster.control {
+        Some(control) if control.data_checksum_version > 0 => Some((
+            PageVerifier::new(
+                PageFormat::Postgres { checksums: true },
+                BlockSize::new(control.block_size)?,
+            ),
+            control.segment_blocks,
+        )),
+        _ => None,
     };
     let stored: HashMap<&str, u64> = objects
         .objects
@@ -270,7 +252,6 @@ pub async fn restore(
     progress
         .total
         .store(backup.files.iter().map(|f| f.size).sum(), Ordering::Relaxed);
-    let naming = PathNaming::default();
     let outcomes = futures::stream::iter(backup.files.iter())
         .map(|file| {
             let compressed = format!("{}{}", file.path, smgr_object::seekable::COMPRESSED_SUFFIX);
@@ -289,9 +270,7 @@ pub async fn restore(
             // block's place in the file).
             let pages = verifier.as_ref().and_then(|(verifier, segment_blocks)| {
                 let segment = naming.parse(&file.path).ok()?;
-                ["global/", "base/", "pg_tblspc/"]
-                    .iter()
-                    .any(|top| file.path.starts_with(top))
+                is_relation_segment(&naming, &file.path)
                     .then(|| (*verifier, segment.segno * segment_blocks))
             });
             let progress = progress.clone();
@@ -355,14 +334,18 @@ pub async fn restore(
     // durable.
     let manifest_path = dir.join(BACKUP_MANIFEST);
     let bytes = manifest_bytes.clone();
-    blocking(&manifest_path.clone(), move || {
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&manifest_path)?;
-        file.write_all(&bytes)?;
-        file.sync_all()
+    let shown = manifest_path.display().to_string();
+    blocking(&shown.clone(), move || {
+        let write = || -> std::io::Result<()> {
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&manifest_path)?;
+            file.write_all(&bytes)?;
+            file.sync_all()
+        };
+        write().map_err(|e| Error::io("write", shown, e))
     })
     .await?;
     let mut dirs: Vec<PathBuf> = objects.directories.iter().map(|d| local(d)).collect();
@@ -371,27 +354,18 @@ pub async fn restore(
     dirs.extend(targets.values().cloned());
     for path in dirs {
         if path.is_dir() {
-            let shown = path.clone();
-            blocking(&shown, move || std::fs::File::open(&path)?.sync_all()).await?;
+            let shown = path.display().to_string();
+            blocking(&shown.clone(), move || {
+                let sync = || std::fs::File::open(&path)?.sync_all();
+                sync().map_err(|e| Error::io("fsync directory", shown, e))
+            })
+            .await?;
         }
     }
     report.bad_blocks.sort();
     report.problems.sort();
     report.seconds = started.elapsed().as_secs_f64();
     Ok(report)
-}
-
-/// Runs file work on the blocking pool.
-async fn blocking<T: Send + 'static>(
-    path: &Path,
-    f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
-) -> Result<T, Error> {
-    let shown = path.display().to_string();
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result.map_err(|e| Error::io("write", shown, e)),
-        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-        Err(err) => Err(Error::io("write", shown, std::io::Error::other(err))),
-    }
 }
 
 /// What writing one file gave.

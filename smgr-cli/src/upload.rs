@@ -23,7 +23,7 @@ use smgr_api::{Error, PathNaming};
 use crate::backup_manifest::{BackupFile, BackupManifest, WalRange, BACKUP_MANIFEST};
 use crate::cluster::ClusterFiles;
 use crate::inventory::Problem;
-use crate::location::{key_under, Location, LocationOptions};
+use crate::location::{blocking, key_under, read_object, store_error, Location, LocationOptions};
 use crate::manifest::{Manifest, ManifestEntry, MANIFEST_NAME};
 use crate::tree::walk;
 use crate::verify::Progress;
@@ -132,20 +132,6 @@ impl Previous {
                 .map(|o| (o.key.clone(), o))
                 .collect(),
         }))
-    }
-}
-
-/// An object's bytes, `None` if there is none.
-async fn read_object(store: &dyn ObjectStore, key: &str) -> Result<Option<bytes::Bytes>, Error> {
-    match store.get(&smgr_object::object_path(key)?).await {
-        Ok(found) => Ok(Some(
-            found
-                .bytes()
-                .await
-                .map_err(|e| store_error("read", key, e))?,
-        )),
-        Err(object_store::Error::NotFound { .. }) => Ok(None),
-        Err(err) => Err(store_error("read", key, err)),
     }
 }
 
@@ -404,7 +390,7 @@ pub async fn upload(
 }
 
 /// Whether `path` is a relation segment `verify` checks page by page.
-fn is_relation_segment(naming: &PathNaming, path: &str) -> bool {
+pub(crate) fn is_relation_segment(naming: &PathNaming, path: &str) -> bool {
     ["global/", "base/", "pg_tblspc/"]
         .iter()
         .any(|top| path.starts_with(top))
@@ -434,24 +420,6 @@ fn backup_manifest_of(cluster: &ClusterFiles) -> BackupManifest {
             })
             .into_iter()
             .collect(),
-    }
-}
-
-fn store_error(op: &'static str, key: &str, err: object_store::Error) -> Error {
-    Error::io(op, key, std::io::Error::other(err))
-}
-
-/// Runs `f` (file reads, compression) on the blocking pool, so that the
-/// async workers stay free to drive the uploads.
-async fn blocking<T: Send + 'static>(
-    what: &str,
-    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
-) -> Result<T, Error> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(result) => result,
-        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-        // Only a runtime shutting down cancels a blocking task.
-        Err(err) => Err(Error::io("upload", what, std::io::Error::other(err))),
     }
 }
 

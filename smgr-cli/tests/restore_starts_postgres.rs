@@ -74,9 +74,10 @@ fn a_restored_cluster_starts_and_passes_pg_verifybackup() {
     assert_eq!(spread_rows.stdout.trim(), "20000", "{spread_rows:?}");
     assert_eq!(plain_rows.stdout.trim(), "5000", "{plain_rows:?}");
 
-    // In the bucket, a page of a table damaged and a commit log segment
-    // removed: restore and verify both fail, naming each.
-    let table = clusters.relpath("tablespace", "plain");
+    // In the bucket, a page of a table in the tablespace damaged and a
+    // commit log segment removed: restore and verify both fail, naming
+    // each (the page found by its checksum too).
+    let table = clusters.relpath("tablespace", "spread");
     damage_on_s3(&url, &table, "pg_xact/0000");
     let mut command = smgr();
     command
