@@ -302,9 +302,16 @@ impl ReadAhead {
             dropped,
             swept,
         } = &mut *state;
-        let seq = objects.entry(object.clone()).or_default();
-        seq.touched = now;
-        let sequential = seq.continues(range.start, advised);
+        // The key is cloned only for an object seen the first time: this
+        // runs on every read.
+        if !objects.contains_key(object) {
+            objects.insert(object.clone(), Sequence::default());
+        }
+        let mut sequential = false;
+        if let Some(seq) = objects.get_mut(object) {
+            seq.touched = now;
+            sequential = seq.continues(range.start, advised);
+        }
         let mut opened = Vec::new();
         let mut open = |seq: &mut Sequence, bytes: &mut u64, window: Range<u64>| {
             let len = window.end - window.start;
@@ -342,7 +349,13 @@ impl ReadAhead {
             *bytes -= freed;
             *dropped += unread;
         }
-        let seq = objects.entry(object.clone()).or_default();
+        // Sweeping drops windows, never sequences: it is still there.
+        let Some(seq) = objects.get_mut(object) else {
+            return Plan {
+                cover: None,
+                opened,
+            };
+        };
         // The access itself.
         let (gap, next) = seq.gap(range.start);
         if gap < range.end && (advised || sequential) {
@@ -394,7 +407,7 @@ impl ReadAhead {
     /// Counts `range` of `window` as read; a window read whole leaves.
     pub fn consumed(&self, object: &ObjectVersion, window: &Arc<Window>, range: &Range<u64>) {
         let part = range.end.min(window.range.end) - range.start.max(window.range.start);
-        let len = window.range.end - window.range.start;
+        let len = window.len();
         if window.consumed.fetch_add(part, Relaxed) + part >= len {
             self.remove(object, window);
         }
@@ -416,7 +429,7 @@ impl ReadAhead {
                 .is_some_and(|w| Arc::ptr_eq(w, window))
             {
                 seq.windows.remove(&window.range.start);
-                *bytes -= window.range.end - window.range.start;
+                *bytes -= window.len();
                 *dropped += window.unread();
             }
         }
@@ -437,7 +450,7 @@ impl ReadAhead {
                 return true;
             }
             for w in seq.windows.values() {
-                *bytes -= w.range.end - w.range.start;
+                *bytes -= w.len();
                 *dropped += w.unread();
             }
             false
@@ -475,7 +488,7 @@ fn sweep(objects: &mut HashMap<ObjectVersion, Sequence>, before: u64) -> (u64, u
         seq.windows.retain(|_, w| {
             let keep = w.touched.load(Relaxed) >= before;
             if !keep {
-                freed += w.range.end - w.range.start;
+                freed += w.len();
                 unread += w.unread();
             }
             keep
@@ -485,9 +498,14 @@ fn sweep(objects: &mut HashMap<ObjectVersion, Sequence>, before: u64) -> (u64, u
 }
 
 impl Window {
+    /// Bytes it holds when whole.
+    fn len(&self) -> u64 {
+        self.range.end - self.range.start
+    }
+
     /// Bytes of it not read yet.
     fn unread(&self) -> u64 {
-        (self.range.end - self.range.start).saturating_sub(self.consumed.load(Relaxed))
+        self.len().saturating_sub(self.consumed.load(Relaxed))
     }
 
     /// Bytes `range` (inside this window) once they have arrived, as
