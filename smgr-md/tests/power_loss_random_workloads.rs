@@ -15,7 +15,7 @@
 
 mod common;
 
-use common::model::{cut_and_check, cuts_wanted, first_seed, Fork, Rng, Tally};
+use common::model::{cut_and_check, cuts_wanted, run_seeds, Fork, Rng, Tally};
 use common::{open, BS, MAIN};
 use smgr_api::testkit::pattern_page;
 use smgr_api::{PageBuf, RelFileLocator, Smgr};
@@ -105,7 +105,8 @@ async fn step(
     Ok(())
 }
 
-async fn run(seed: u64, tally: &mut Tally) -> Result<(), String> {
+async fn run(seed: u64) -> Result<Tally, String> {
+    let mut tally = Tally::default();
     let mut rng = Rng(seed);
     let fs = CrashFs::new();
     let mut forks = vec![
@@ -124,11 +125,11 @@ async fn run(seed: u64, tally: &mut Tally) -> Result<(), String> {
         }
         drop(smgr);
         let cut_seed = rng.next();
-        cut_and_check(&fs, SEGMENT_BLOCKS, &mut forks, cut_seed, tally)
+        cut_and_check(&fs, SEGMENT_BLOCKS, &mut forks, cut_seed, &mut tally)
             .await
             .map_err(|e| format!("after cut {cut}: {e}"))?;
     }
-    Ok(())
+    Ok(tally)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,15 +137,7 @@ async fn confirmed_blocks_survive_every_cut() {
     // Three quarters of the cuts; the pool's workloads make the rest.
     let wanted = cuts_wanted() * 3 / 4;
     let seeds = wanted.div_ceil(CUTS_PER_SEED);
-    let first = first_seed();
-    let mut tally = Tally::default();
-    for seed in first..first + seeds {
-        let mut one = Tally::default();
-        if let Err(err) = run(seed, &mut one).await {
-            panic!("seed {seed} (SMGR_POWER_SEED={seed} replays it): {err}");
-        }
-        tally.add(&one);
-    }
+    let tally = run_seeds(seeds, run).await;
     eprintln!("power cuts, direct: {tally:?}");
     assert!(tally.cuts >= wanted);
     assert!(tally.blocks_checked > 0 && tally.changes_dropped > 0 && tally.writes_torn > 0);

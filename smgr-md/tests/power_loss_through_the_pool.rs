@@ -15,7 +15,7 @@ mod common;
 use std::sync::Arc;
 
 use bufmgr::{BufferPool, PoolConfig};
-use common::model::{cut_and_check, cuts_wanted, first_seed, Fork, Rng, Tally};
+use common::model::{cut_and_check, cuts_wanted, run_seeds, Fork, Rng, Tally};
 use common::{open, BS, MAIN};
 use smgr_api::testkit::pattern_page;
 use smgr_api::{BlockSize, PageFormat, PageVerifier, RelFileLocator, Smgr};
@@ -32,7 +32,8 @@ fn page(verifier: &PageVerifier, tag: u32, block: u32) -> Vec<u8> {
     page
 }
 
-async fn run(seed: u64, tally: &mut Tally) -> Result<(), String> {
+async fn run(seed: u64) -> Result<Tally, String> {
+    let mut tally = Tally::default();
     let mut rng = Rng(seed);
     let fs = CrashFs::new();
     let verifier = PageVerifier::new(PageFormat::Native, BlockSize::new(BS as u32).unwrap());
@@ -120,25 +121,17 @@ async fn run(seed: u64, tally: &mut Tally) -> Result<(), String> {
         drop(pool);
         drop(smgr);
         let cut_seed = rng.next();
-        cut_and_check(&fs, SEGMENT_BLOCKS, &mut forks, cut_seed, tally)
+        cut_and_check(&fs, SEGMENT_BLOCKS, &mut forks, cut_seed, &mut tally)
             .await
             .map_err(|e| format!("after cut {cut}: {e}"))?;
     }
-    Ok(())
+    Ok(tally)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn confirmed_pages_survive_every_cut() {
     let seeds = (cuts_wanted() / SHARE).div_ceil(CUTS_PER_SEED);
-    let first = first_seed();
-    let mut tally = Tally::default();
-    for seed in first..first + seeds {
-        let mut one = Tally::default();
-        if let Err(err) = run(seed, &mut one).await {
-            panic!("seed {seed} (SMGR_POWER_SEED={seed} replays it): {err}");
-        }
-        tally.add(&one);
-    }
+    let tally = run_seeds(seeds, run).await;
     eprintln!("power cuts, through the pool: {tally:?}");
     assert!(tally.cuts * SHARE >= cuts_wanted());
     assert!(tally.blocks_checked > 0 && tally.changes_dropped > 0);

@@ -217,6 +217,24 @@ impl Rng {
     }
 }
 
+/// Runs `run` for `seeds` seeds from [`first_seed`] and adds up what each
+/// saw; a failure panics naming its seed and how to replay it.
+pub async fn run_seeds<F, Fut>(seeds: u64, mut run: F) -> Tally
+where
+    F: FnMut(u64) -> Fut,
+    Fut: std::future::Future<Output = Result<Tally, String>>,
+{
+    let first = first_seed();
+    let mut tally = Tally::default();
+    for seed in first..first + seeds {
+        match run(seed).await {
+            Ok(one) => tally.add(&one),
+            Err(err) => panic!("seed {seed} (SMGR_POWER_SEED={seed} replays it): {err}"),
+        }
+    }
+    tally
+}
+
 /// Cuts a run should make: `SMGR_POWER_CUTS`, at least 1,000.
 pub fn cuts_wanted() -> u64 {
     std::env::var("SMGR_POWER_CUTS")
